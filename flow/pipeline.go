@@ -1,0 +1,428 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Kind is a node's role in the graph.
+type Kind int
+
+// The three node kinds.
+const (
+	KindSource Kind = iota
+	KindStage
+	KindSink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSource:
+		return "source"
+	case KindStage:
+		return "stage"
+	default:
+		return "sink"
+	}
+}
+
+// Ordering says what parallel workers of one stage keep in order.
+type Ordering string
+
+// Orderings for Parallelism.
+const (
+	// OrderPartition keeps records of one source partition in order.
+	OrderPartition Ordering = "partition"
+	// OrderKey keeps records with the same key in order.
+	OrderKey Ordering = "key"
+	// OrderNone spreads whole batches round-robin; fastest, no order.
+	OrderNone Ordering = "none"
+)
+
+// Defaults used when neither pipeline nor node says otherwise.
+const (
+	DefaultBuffer       = 1024
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultSinkBatch    = 4096
+)
+
+// Pipeline is the builder of a DAG of sources, stages and sinks. The YAML
+// loader builds one too; build it from Go to embed sluice.
+type Pipeline struct {
+	name         string
+	buffer       int
+	drainTimeout time.Duration
+	log          *slog.Logger
+	defaultPol   ErrorPolicy
+
+	nodes []*node
+	byID  map[string]*node
+	errs  []error
+	ran   bool
+}
+
+// Option configures a Pipeline.
+type Option func(*Pipeline)
+
+// WithBuffer sets the default edge capacity, in records.
+func WithBuffer(records int) Option { return func(p *Pipeline) { p.buffer = records } }
+
+// WithDrainTimeout bounds the graceful drain after Run's context ends.
+func WithDrainTimeout(d time.Duration) Option { return func(p *Pipeline) { p.drainTimeout = d } }
+
+// WithLogger sets the logger; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(p *Pipeline) { p.log = l } }
+
+// WithErrorPolicy sets the policy of nodes that have none of their own.
+func WithErrorPolicy(pol ErrorPolicy) Option { return func(p *Pipeline) { p.defaultPol = pol } }
+
+// New returns an empty pipeline.
+func New(name string, opts ...Option) *Pipeline {
+	p := &Pipeline{
+		name:         name,
+		buffer:       DefaultBuffer,
+		drainTimeout: DefaultDrainTimeout,
+		log:          slog.Default(),
+		defaultPol:   ErrorPolicy{Action: ActionFail},
+		byID:         map[string]*node{},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Name is the pipeline's name.
+func (p *Pipeline) Name() string { return p.name }
+
+type node struct {
+	id          string
+	kind        Kind
+	typ         string
+	source      Source
+	stage       Stage
+	sink        Sink
+	inputs      []string
+	buffer      int
+	parallelism int
+	ordering    Ordering
+	policy      *ErrorPolicy
+	mws         []Middleware
+	sinkBatch   int
+	stats       *NodeStats
+}
+
+// NodeOption configures one node.
+type NodeOption func(*node)
+
+// Inputs names the nodes (sources or stages) feeding this stage or sink.
+func Inputs(ids ...string) NodeOption {
+	return func(n *node) { n.inputs = append(n.inputs, ids...) }
+}
+
+// Buffer sets the capacity, in records, of this node's input edge.
+func Buffer(records int) NodeOption { return func(n *node) { n.buffer = records } }
+
+// Parallelism runs n workers of the node. With OrderPartition or OrderKey,
+// records of one partition or key always go to the same worker.
+func Parallelism(n int, o Ordering) NodeOption {
+	return func(nd *node) { nd.parallelism, nd.ordering = n, o }
+}
+
+// OnError sets the node's error policy.
+func OnError(pol ErrorPolicy) NodeOption {
+	return func(n *node) { p := pol; n.policy = &p }
+}
+
+// Use adds middleware around the node's processor or sink writes, inside
+// the engine's own recover, timeout and retry.
+func Use(mws ...Middleware) NodeOption { return func(n *node) { n.mws = append(n.mws, mws...) } }
+
+// Type labels the node with its component type for graphs and metrics.
+func Type(t string) NodeOption { return func(n *node) { n.typ = t } }
+
+// SinkBatch caps how many queued records a sink gets in one Write.
+func SinkBatch(records int) NodeOption { return func(n *node) { n.sinkBatch = records } }
+
+// Source adds a source node.
+func (p *Pipeline) Source(id string, s Source, opts ...NodeOption) *Pipeline {
+	return p.add(&node{id: id, kind: KindSource, source: s}, opts)
+}
+
+// Stage adds a stage node. Use ProcessorStage for a Processor.
+func (p *Pipeline) Stage(id string, s Stage, opts ...NodeOption) *Pipeline {
+	return p.add(&node{id: id, kind: KindStage, stage: s}, opts)
+}
+
+// Sink adds a sink node.
+func (p *Pipeline) Sink(id string, s Sink, opts ...NodeOption) *Pipeline {
+	return p.add(&node{id: id, kind: KindSink, sink: s}, opts)
+}
+
+func (p *Pipeline) add(n *node, opts []NodeOption) *Pipeline {
+	for _, o := range opts {
+		o(n)
+	}
+	if n.parallelism < 1 {
+		n.parallelism = 1
+	}
+	if n.ordering == "" {
+		n.ordering = OrderPartition
+	}
+	if n.sinkBatch < 1 {
+		n.sinkBatch = DefaultSinkBatch
+	}
+	n.stats = &NodeStats{ID: n.id, Kind: n.kind, Type: n.typ}
+	if n.id == "" {
+		p.errs = append(p.errs, &GraphError{Msg: fmt.Sprintf("a %s has an empty id", n.kind)})
+		return p
+	}
+	if old, dup := p.byID[n.id]; dup {
+		p.errs = append(p.errs, &GraphError{Node: n.id, Msg: fmt.Sprintf("duplicate id %q (already a %s)", n.id, old.kind)})
+		return p
+	}
+	if n.kind != KindSource && n.stage == nil && n.sink == nil || n.kind == KindSource && n.source == nil {
+		p.errs = append(p.errs, &GraphError{Node: n.id, Msg: "nil " + n.kind.String()})
+		return p
+	}
+	p.byID[n.id] = n
+	p.nodes = append(p.nodes, n)
+	return p
+}
+
+// GraphError is one problem with the shape of the graph. Field is "inputs",
+// "on_error" or "" so a config loader can point at the right YAML node.
+type GraphError struct {
+	Node  string
+	Field string
+	Input string // the offending input id, for Field "inputs"
+	Msg   string
+}
+
+func (e *GraphError) Error() string {
+	if e.Node == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("%s: %s", e.Node, e.Msg)
+}
+
+// NodeInfo describes a node for graphs and docs.
+type NodeInfo struct {
+	ID     string
+	Kind   Kind
+	Type   string
+	Inputs []string
+}
+
+// Nodes lists the nodes in the order they were added.
+func (p *Pipeline) Nodes() []NodeInfo {
+	out := make([]NodeInfo, len(p.nodes))
+	for i, n := range p.nodes {
+		out[i] = NodeInfo{ID: n.id, Kind: n.kind, Type: n.typ, Inputs: slices.Clone(n.inputs)}
+	}
+	return out
+}
+
+func (p *Pipeline) policyOf(n *node) ErrorPolicy {
+	if n.policy != nil {
+		return *n.policy
+	}
+	return p.defaultPol
+}
+
+// Validate reports every problem with the graph at once (errors.Join of
+// *GraphError).
+func (p *Pipeline) Validate() error {
+	errs := slices.Clone(p.errs)
+	bad := func(n *node, field, input, format string, args ...any) {
+		errs = append(errs, &GraphError{Node: n.id, Field: field, Input: input, Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(p.nodes) == 0 {
+		errs = append(errs, &GraphError{Msg: "pipeline has no nodes"})
+	}
+	hasSource := false
+	for _, n := range p.nodes {
+		if n.kind == KindSource {
+			hasSource = true
+			if len(n.inputs) > 0 {
+				bad(n, "inputs", "", "a source takes no inputs")
+			}
+			continue
+		}
+		if len(n.inputs) == 0 {
+			bad(n, "inputs", "", "a %s needs at least one input", n.kind)
+		}
+		seen := map[string]bool{}
+		for _, in := range n.inputs {
+			if seen[in] {
+				bad(n, "inputs", in, "input %q listed twice", in)
+				continue
+			}
+			seen[in] = true
+			up, ok := p.byID[in]
+			switch {
+			case !ok:
+				bad(n, "inputs", in, "input %q does not exist%s", in, suggest(in, p.ids()))
+			case up.kind == KindSink:
+				bad(n, "inputs", in, "input %q is a sink; sinks have no output", in)
+			case in == n.id:
+				bad(n, "inputs", in, "node lists itself as input")
+			}
+		}
+		pol := p.policyOf(n)
+		if pol.Action == ActionDeadLetter {
+			dl, ok := p.byID[pol.DeadLetter]
+			switch {
+			case pol.DeadLetter == "":
+				bad(n, "on_error", "", "on_error.action dead_letter needs on_error.dead_letter naming a sink")
+			case !ok:
+				bad(n, "on_error", "", "dead_letter %q does not exist%s", pol.DeadLetter, suggest(pol.DeadLetter, p.ids()))
+			case dl.kind != KindSink:
+				bad(n, "on_error", "", "dead_letter %q is a %s, not a sink", pol.DeadLetter, dl.kind)
+			case dl == n:
+				bad(n, "on_error", "", "a sink cannot dead-letter into itself")
+			}
+		}
+		switch n.ordering {
+		case OrderPartition, OrderKey, OrderNone:
+		default:
+			bad(n, "ordering", "", "unknown ordering %q (want partition, key or none)", n.ordering)
+		}
+	}
+	if len(p.nodes) > 0 && !hasSource {
+		errs = append(errs, &GraphError{Msg: "pipeline has no source"})
+	}
+	if cyc := p.findCycle(); cyc != nil {
+		errs = append(errs, &GraphError{Node: cyc[0], Field: "inputs", Msg: "cycle: " + strings.Join(cyc, " -> ")})
+	} else {
+		reach := p.reachable()
+		for _, n := range p.nodes {
+			if n.kind != KindSource && !reach[n.id] && len(n.inputs) > 0 {
+				bad(n, "", "", "not reachable from any source")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pipeline) ids() []string {
+	ids := make([]string, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		ids = append(ids, n.id)
+	}
+	return ids
+}
+
+// findCycle returns a cycle as a path whose last element equals its first.
+func (p *Pipeline) findCycle() []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var found []string
+	var visit func(id string) bool
+	visit = func(id string) bool {
+		color[id] = grey
+		stack = append(stack, id)
+		// Walk upstream: inputs are the edges we have.
+		for _, in := range p.byID[id].inputs {
+			if _, ok := p.byID[in]; !ok {
+				continue
+			}
+			switch color[in] {
+			case grey:
+				i := slices.Index(stack, in)
+				cyc := slices.Clone(stack[i:])
+				slices.Reverse(cyc) // print in data-flow direction
+				found = append(cyc, cyc[0])
+				return true
+			case white:
+				if visit(in) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[id] = black
+		return false
+	}
+	for _, n := range p.nodes {
+		if color[n.id] == white && visit(n.id) {
+			return found
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) reachable() map[string]bool {
+	down := map[string][]string{}
+	for _, n := range p.nodes {
+		for _, in := range n.inputs {
+			down[in] = append(down[in], n.id)
+		}
+	}
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(id string) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		for _, d := range down[id] {
+			walk(d)
+		}
+	}
+	for _, n := range p.nodes {
+		if n.kind == KindSource {
+			walk(n.id)
+		}
+	}
+	return seen
+}
+
+// suggest returns ` (did you mean "x"?)` for the closest candidate.
+func suggest(word string, candidates []string) string {
+	if s := Nearest(word, candidates); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+// Nearest returns the candidate closest to word by edit distance, or "" if
+// none is close enough to be a plausible typo.
+func Nearest(word string, candidates []string) string {
+	best, bestD := "", len(word)/2+2
+	for _, c := range candidates {
+		if d := editDistance(word, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,46 @@
+package registry
+
+import "github.com/sluicedev/sluice/flow"
+
+func ptr(f float64) *float64 { return &f }
+
+// OnErrorFields declare a node's on_error block.
+var OnErrorFields = []Field{
+	{Name: "action", Type: String, Enum: []string{"fail", "skip", "dead_letter", "retry"}, Default: "fail",
+		Doc: "what happens to a record still failing after its retries: fail drains and exits 1, skip drops it, dead_letter writes it to the dead_letter sink, retry is fail after retries"},
+	{Name: "retries", Type: Int, Default: 0, Min: ptr(0), Doc: "retries before the action applies; always bounded"},
+	{Name: "backoff", Type: Duration, Default: "100ms", Doc: "first retry delay; doubles each attempt, with jitter"},
+	{Name: "max_backoff", Type: Duration, Default: "10s", Doc: "cap on the retry delay"},
+	{Name: "timeout", Type: Duration, Doc: "bound on one processing call or write"},
+	{Name: "dead_letter", Type: String, Doc: "id of the sink receiving dead-lettered records"},
+}
+
+// CommonFields are the keys every node of a kind accepts besides its
+// type's own; the config loader handles them, not Build.
+func CommonFields(kind flow.Kind) []Field {
+	fs := []Field{{Name: "type", Type: String, Required: true, Doc: "the component type"}}
+	if kind == flow.KindSource {
+		return fs
+	}
+	fs = append(fs,
+		Field{Name: "inputs", Type: List, Elem: String, Required: true, Doc: "ids of the sources or stages feeding this node"},
+		Field{Name: "buffer", Type: Int, Min: ptr(1), Doc: "capacity of this node's input edge, in records (default settings.buffer)"},
+		Field{Name: "parallelism", Type: Int, Default: 1, Min: ptr(1), Doc: "number of parallel workers"},
+		Field{Name: "ordering", Type: String, Enum: []string{"partition", "key", "none"}, Default: "partition",
+			Doc: "with parallelism > 1: keep order per source partition, per key, or not at all"},
+		Field{Name: "on_error", Type: Object, Fields: OnErrorFields, Doc: "error policy"},
+	)
+	return fs
+}
+
+// SettingsFields declare the pipeline's settings block.
+var SettingsFields = []Field{
+	{Name: "buffer", Type: Int, Default: flow.DefaultBuffer, Min: ptr(1), Doc: "default edge capacity, in records"},
+	{Name: "drain_timeout", Type: Duration, Default: "30s", Doc: "how long a drain may take after SIGINT/SIGTERM"},
+	{Name: "on_error", Type: Object, Fields: OnErrorFields, Doc: "default error policy of every stage and sink"},
+	{Name: "http", Type: Object, Fields: []Field{
+		{Name: "listen", Type: String, Default: "127.0.0.1:9464", Doc: `address of the metrics/health listener; "" turns it off`},
+		{Name: "token", Type: String, Doc: "bearer token required on every endpoint but /healthz"},
+		{Name: "pprof", Type: Bool, Default: false, Doc: "serve /debug/pprof"},
+	}, Doc: "HTTP listener for /metrics, /healthz, /readyz, /graph"},
+}
