@@ -18,12 +18,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // counter emits n records in batches of size and counts settled acks.
 type counter struct {
-	n, size   int
-	acked     atomic.Int64
-	failed    atomic.Int64
-	emitted   atomic.Int64
-	endless   bool
-	partition int32
+	n, size int
+	acked   atomic.Int64
+	failed  atomic.Int64
+	emitted atomic.Int64
+	endless bool
 }
 
 func (c *counter) Run(ctx context.Context, out flow.Emitter) error {
@@ -223,19 +222,91 @@ func contains(s, sub string) bool {
 	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
 }
 
-func TestDeadLetterAcksAndFailStops(t *testing.T) {
+func TestDeadLetterAcks(t *testing.T) {
 	src := &counter{n: 1000, size: 10}
 	good, dlq := &collect{}, &collect{}
-	bad := func(r flow.Record) bool { n, _ := strconv.Atoi(string(r.Value)); return n%100 == 7 }
-	good.fail = bad
+	good.fail = func(r flow.Record) bool { n, _ := strconv.Atoi(string(r.Value)); return n%100 == 7 }
 	p := flow.New("t").
 		Source("gen", src).
-		Sink("good", good, flow.Inputs("gen"), flow.OnError(flow.ErrorPolicy{Action: flow.ActionDeadLetter, DeadLetter: "dlq", Retries: 1, Backoff: flow.Backoff{Initial: time.Millisecond}})).
-		Sink("dlq", dlq, flow.Inputs())
-	// dlq has no inputs of its own: only dead letters reach it.
+		Sink("good", good, flow.Inputs("gen"), flow.OnError(flow.ErrorPolicy{Action: flow.ActionDeadLetter, DeadLetter: "dlq", Retries: 1, Backoff: flow.Backoff{Initial: time.Millisecond, Max: time.Millisecond}})).
+		Sink("dlq", dlq) // only dead letters reach it
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(good.values()) != 990 || len(dlq.values()) != 10 {
+		t.Fatalf("good %d dlq %d, want 990 and 10", len(good.values()), len(dlq.values()))
+	}
+	if src.acked.Load() != 1000 {
+		t.Fatalf("acked %d, want 1000 (a dead-letter write acknowledges)", src.acked.Load())
+	}
+	st := p.Stats()[1]
+	if st.Retries.Load() != 10 || st.DeadLettered.Load() != 10 {
+		t.Fatalf("retries %d dead-lettered %d, want 10 and 10", st.Retries.Load(), st.DeadLettered.Load())
+	}
+}
+
+func TestFailPolicyDrainsAndNamesOrigin(t *testing.T) {
+	src := &counter{n: 1000, size: 10}
+	sink := &collect{fail: func(r flow.Record) bool { return string(r.Value) == "500" }}
+	p := flow.New("t").Source("gen", src).Sink("out", sink, flow.Inputs("gen"))
 	err := p.Run(context.Background())
-	if err == nil || !contains(err.Error(), "needs at least one input") {
-		t.Fatalf("want validation error for input-less sink, got %v", err)
+	var rf *flow.RecordFailure
+	if !errors.As(err, &rf) || rf.Origin.Offset != 500 || rf.Node != "out" {
+		t.Fatalf("err = %v, want a RecordFailure at offset 500 in out", err)
+	}
+	if src.failed.Load() == 0 {
+		t.Fatal("the source was never told its record failed")
+	}
+	if src.acked.Load()+src.failed.Load() != src.emitted.Load() {
+		t.Fatalf("acked %d + failed %d != emitted %d: some acks never fired", src.acked.Load(), src.failed.Load(), src.emitted.Load())
+	}
+}
+
+func TestPanicInProcessorIsARecordError(t *testing.T) {
+	src := &counter{n: 100, size: 10}
+	sink := &collect{}
+	boom := flow.ProcessFunc(func(ctx context.Context, in []flow.Record, out *flow.Output) error {
+		for _, r := range in {
+			if string(r.Value) == "42" {
+				panic("bad record")
+			}
+		}
+		out.Records = in
+		return nil
+	})
+	p := flow.New("t").Source("gen", src).
+		Stage("boom", flow.ProcessorStage(boom), flow.Inputs("gen"), flow.OnError(flow.ErrorPolicy{Action: flow.ActionSkip})).
+		Sink("out", sink, flow.Inputs("boom"))
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// the whole batch of 10 holding 42 is skipped; the process survives
+	if got := len(sink.values()); got != 90 {
+		t.Fatalf("got %d records, want 90", got)
+	}
+}
+
+func TestParallelKeepsPartitionOrder(t *testing.T) {
+	src := &counter{n: 20000, size: 50}
+	sink := &collect{}
+	p := flow.New("t").Source("gen", src).
+		Stage("pass", flow.ProcessorStage(pass), flow.Inputs("gen"), flow.Parallelism(4, flow.OrderPartition)).
+		Sink("out", sink, flow.Inputs("pass"))
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.values()
+	if len(got) != 20000 {
+		t.Fatalf("got %d", len(got))
+	}
+	last := map[int]int{}
+	for _, v := range got {
+		n, _ := strconv.Atoi(v)
+		part := n % 4
+		if prev, ok := last[part]; ok && n < prev {
+			t.Fatalf("partition %d: %d after %d", part, n, prev)
+		}
+		last[part] = n
 	}
 }
 

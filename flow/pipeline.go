@@ -245,6 +245,7 @@ func (p *Pipeline) Validate() error {
 		errs = append(errs, &GraphError{Msg: "pipeline has no nodes"})
 	}
 	hasSource := false
+	dlqTargets := p.deadLetterTargets()
 	for _, n := range p.nodes {
 		if n.kind == KindSource {
 			hasSource = true
@@ -253,7 +254,7 @@ func (p *Pipeline) Validate() error {
 			}
 			continue
 		}
-		if len(n.inputs) == 0 {
+		if len(n.inputs) == 0 && !(n.kind == KindSink && dlqTargets[n.id]) {
 			bad(n, "inputs", "", "a %s needs at least one input", n.kind)
 		}
 		seen := map[string]bool{}
@@ -301,7 +302,7 @@ func (p *Pipeline) Validate() error {
 	} else {
 		reach := p.reachable()
 		for _, n := range p.nodes {
-			if n.kind != KindSource && !reach[n.id] && len(n.inputs) > 0 {
+			if n.kind != KindSource && !reach[n.id] && (len(n.inputs) > 0 || dlqTargets[n.id]) {
 				bad(n, "", "", "not reachable from any source")
 			}
 		}
@@ -361,11 +362,26 @@ func (p *Pipeline) findCycle() []string {
 	return nil
 }
 
+// deadLetterTargets are the sinks some node dead-letters into; such a sink
+// may have no inputs of its own.
+func (p *Pipeline) deadLetterTargets() map[string]bool {
+	t := map[string]bool{}
+	for _, n := range p.nodes {
+		if pol := p.policyOf(n); n.kind != KindSource && pol.Action == ActionDeadLetter && pol.DeadLetter != "" {
+			t[pol.DeadLetter] = true
+		}
+	}
+	return t
+}
+
 func (p *Pipeline) reachable() map[string]bool {
 	down := map[string][]string{}
 	for _, n := range p.nodes {
 		for _, in := range n.inputs {
 			down[in] = append(down[in], n.id)
+		}
+		if pol := p.policyOf(n); n.kind != KindSource && pol.Action == ActionDeadLetter {
+			down[n.id] = append(down[n.id], pol.DeadLetter)
 		}
 	}
 	seen := map[string]bool{}

@@ -368,9 +368,6 @@ type outlet struct {
 	policy ErrorPolicy
 	outs   []*edge
 	dlq    *edge
-
-	chainOnce sync.Once
-	mws       []Middleware
 }
 
 func (o *outlet) closeOutputs() {
@@ -566,6 +563,9 @@ func (s *sinkStage) Run(ctx context.Context, in <-chan *Batch, out Emitter) erro
 			for _, r := range recs {
 				res.Errors = append(res.Errors, RecordError{Record: r, Err: err, Attempts: 1})
 			}
+		}
+		if o, ok := out.(*outlet); ok {
+			o.stats.Out.Add(int64(len(recs) - len(res.Errors)))
 		}
 		if err := out.Reject(ctx, all, res.Errors); err != nil {
 			all.Settle(err)

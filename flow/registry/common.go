@@ -23,7 +23,8 @@ func CommonFields(kind flow.Kind) []Field {
 		return fs
 	}
 	fs = append(fs,
-		Field{Name: "inputs", Type: List, Elem: String, Required: true, Doc: "ids of the sources or stages feeding this node"},
+		Field{Name: "inputs", Type: List, Elem: String, Required: kind == flow.KindStage,
+			Doc: "ids of the sources or stages feeding this node (a sink that only receives dead letters needs none)"},
 		Field{Name: "buffer", Type: Int, Min: ptr(1), Doc: "capacity of this node's input edge, in records (default settings.buffer)"},
 		Field{Name: "parallelism", Type: Int, Default: 1, Min: ptr(1), Doc: "number of parallel workers"},
 		Field{Name: "ordering", Type: String, Enum: []string{"partition", "key", "none"}, Default: "partition",
