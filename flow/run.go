@@ -466,9 +466,19 @@ func (o *outlet) chain(fn ProcessFunc) ProcessFunc {
 
 // ProcessorStage turns a Processor into a Stage: each batch goes through
 // the node's middleware, failures to its error policy, results downstream.
-func ProcessorStage(p Processor) Stage { return processorStage{p} }
+// If p is a Closer, so is the stage.
+func ProcessorStage(p Processor) Stage {
+	if _, ok := p.(Closer); ok {
+		return closingProcessorStage{processorStage{p}}
+	}
+	return processorStage{p}
+}
 
 type processorStage struct{ p Processor }
+
+type closingProcessorStage struct{ processorStage }
+
+func (s closingProcessorStage) Close(ctx context.Context) error { return s.p.(Closer).Close(ctx) }
 
 func (s processorStage) Run(ctx context.Context, in <-chan *Batch, out Emitter) error {
 	fn := ProcessFunc(s.p.Process)
