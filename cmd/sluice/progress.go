@@ -1,0 +1,213 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"golang.org/x/sys/unix"
+
+	"github.com/sluicedev/sluice/flow"
+)
+
+const progressInterval = 500 * time.Millisecond
+
+// progressWanted decides whether run draws live progress on w.
+func progressWanted(mode string, w io.Writer) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto", "":
+		f, ok := w.(*os.File)
+		return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())), nil
+	default:
+		return false, usageErrorf("--progress %q: want auto, always or never", mode)
+	}
+}
+
+// nodeSample is one node's counters at one instant.
+type nodeSample struct {
+	id, kind, typ string
+	in, out       int64
+	fill          float64
+	hasInput      bool
+	running       bool
+}
+
+func sample(stats []*flow.NodeStats) []nodeSample {
+	out := make([]nodeSample, len(stats))
+	for i, s := range stats {
+		out[i] = nodeSample{
+			id: s.ID, kind: s.Kind.String(), typ: s.Type,
+			in: s.In.Load(), out: s.Out.Load(),
+			fill: s.Fill(), hasInput: s.Kind != flow.KindSource,
+			running: s.Running(),
+		}
+	}
+	return out
+}
+
+// formatFrame renders one line per node: records in and out per second
+// since prev (taken dt earlier) and how full the node's input is. A full
+// input marks the bottleneck: the node after the last full one.
+func formatFrame(prev, cur []nodeSample, dt time.Duration) []string {
+	idw := 4
+	for _, n := range cur {
+		idw = max(idw, min(len(n.id), 24))
+	}
+	lines := make([]string, len(cur))
+	for i, n := range cur {
+		var inRate, outRate float64
+		if i < len(prev) && prev[i].id == n.id && dt > 0 {
+			inRate = float64(n.in-prev[i].in) / dt.Seconds()
+			outRate = float64(n.out-prev[i].out) / dt.Seconds()
+		}
+		buf := "   -"
+		if n.hasInput {
+			buf = fmt.Sprintf("%3.0f%%", 100*n.fill)
+		}
+		state := ""
+		if !n.running {
+			state = "  done"
+		}
+		lines[i] = fmt.Sprintf("%-*s %-6s %-12s in %7s/s  out %7s/s  total %7s  buf %s%s",
+			idw, clipText(n.id, idw), n.kind, clipText(n.typ, 12), human(inRate), human(outRate), human(float64(n.out)), buf, state)
+	}
+	return lines
+}
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "~"
+}
+
+// human shortens a count or rate: 950, 12.3k, 4.56M.
+func human(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.2fM", r/1e6)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1fk", r/1e3)
+	default:
+		return fmt.Sprintf("%.0f", r)
+	}
+}
+
+// liveTerm keeps a block of progress lines at the bottom of a terminal.
+// Logs are written through it: it erases the block, writes the log line
+// and draws the block again, so they never overwrite each other.
+type liveTerm struct {
+	mu    sync.Mutex
+	w     io.Writer
+	width int      // terminal columns; 0 = unknown
+	frame []string // what is on screen below the logs
+}
+
+// newLiveTerm wraps w; lines are clipped to width columns (0: not clipped)
+// because a wrapped line would throw off the erasing.
+func newLiveTerm(w io.Writer, width int) *liveTerm { return &liveTerm{w: w, width: width} }
+
+// erase moves to the first line of the block and clears to the end of the
+// screen.
+func (t *liveTerm) erase(b *strings.Builder) {
+	if n := len(t.frame); n > 0 {
+		fmt.Fprintf(b, "\x1b[%dF\x1b[J", n)
+	}
+}
+
+func (t *liveTerm) paint(b *strings.Builder) {
+	for _, l := range t.frame {
+		if t.width > 1 && len(l) >= t.width {
+			l = l[:t.width-1]
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+}
+
+// Write writes p (whole log lines) above the progress block.
+func (t *liveTerm) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	t.erase(&b)
+	b.Write(p)
+	t.paint(&b)
+	if _, err := io.WriteString(t.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// draw replaces the block with frame.
+func (t *liveTerm) draw(frame []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	t.erase(&b)
+	t.frame = frame
+	t.paint(&b)
+	io.WriteString(t.w, b.String())
+}
+
+// detach leaves the last frame on screen as a summary; later writes go
+// below it.
+func (t *liveTerm) detach() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.frame = nil
+}
+
+// termWidth is w's width in columns when w is a terminal, else 0.
+func termWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
+}
+
+// startProgress redraws stats on t every interval until stop is called;
+// stop draws a final frame and waits for the goroutine to end.
+func startProgress(t *liveTerm, stats func() []*flow.NodeStats, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		prev, last := sample(stats()), time.Now()
+		redraw := func() {
+			cur, now := sample(stats()), time.Now()
+			t.draw(formatFrame(prev, cur, now.Sub(last)))
+			prev, last = cur, now
+		}
+		t.draw(formatFrame(prev, prev, 0))
+		for {
+			select {
+			case <-tick.C:
+				redraw()
+			case <-done:
+				redraw()
+				t.detach()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/flow/registry"
+)
+
+type runFlags struct {
+	sets       []string
+	logs       logFlags
+	pluginsDir string
+	dev        bool
+	progress   string
+}
+
+func newRunCmd() *cobra.Command {
+	var fl runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] pipeline.yaml",
+		Short: "Run a pipeline until its sources end or a signal drains it",
+		Long: `run builds the pipeline and runs it. A finite pipeline (every source ends)
+exits 0 once everything was written. The first SIGINT or SIGTERM stops the
+sources and drains in-flight records to the sinks within
+settings.drain_timeout, then exits 0; a second signal exits 1 at once.
+
+Exit codes: 0 success, 1 runtime failure (a record failed under
+on_error: fail, drain timeout, second signal), 2 usage or config error.`,
+		Example: `  sluice run pipeline.yaml
+  sluice run --set sources.gen.count=1000 --log-format json pipeline.yaml
+  sluice run --dev kafka-demo.yaml`,
+		Args: onePipeline,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPipeline(cmd.Context(), args[0], fl, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&fl.sets, "set", nil, "override a config value, `path=value` (repeatable; e.g. sources.gen.count=10)")
+	addLogFlags(cmd, &fl.logs)
+	f.StringVar(&fl.pluginsDir, "plugins-dir", "", "directory of plugin binaries (default $SLUICE_PLUGIN_DIR, else ./plugins.d)")
+	f.BoolVar(&fl.dev, "dev", false, "start an embedded Kafka broker on "+devBrokerAddr+" for Kafka nodes that name no brokers")
+	f.StringVar(&fl.progress, "progress", "auto", "live per-node progress on stderr: auto (when stderr is a terminal), always or never")
+	return cmd
+}
+
+func addLogFlags(cmd *cobra.Command, fl *logFlags) {
+	cmd.Flags().StringVar(&fl.format, "log-format", "text", "log format on stderr: text or json")
+	cmd.Flags().StringVar(&fl.level, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// pluginsDir picks the plugin directory: flag, then environment, then
+// ./plugins.d.
+func pluginsDir(flag string, getenv func(string) string) string {
+	if flag != "" {
+		return flag
+	}
+	if d := getenv("SLUICE_PLUGIN_DIR"); d != "" {
+		return d
+	}
+	return "plugins.d"
+}
+
+func newEnv(ctx context.Context, path, plugins string, log *slog.Logger) *registry.Env {
+	base := filepath.Dir(path)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
+	return &registry.Env{Context: ctx, Logger: log, PluginDirs: []string{plugins}, BaseDir: base}
+}
+
+func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer) error {
+	showProgress, err := progressWanted(fl.progress, stderr)
+	if err != nil {
+		return err
+	}
+	var term *liveTerm
+	logOut := stderr
+	if showProgress {
+		term = newLiveTerm(stderr, termWidth(stderr))
+		logOut = term
+	}
+	log, err := newLogger(logOut, fl.logs)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log) // libraries and components without an Env logger
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stopSignals := watchSignals(sigs, cancel, func() { os.Exit(exitRuntime) }, log)
+	defer stopSignals()
+
+	opts := config.Options{Sets: fl.sets, Environ: os.Environ()}
+	env := newEnv(ctx, path, pluginsDir(fl.pluginsDir, os.Getenv), log)
+	f, err := config.Load(path, opts)
+	if err != nil {
+		// Report the build's problems too, as validate would, so one
+		// round of fixes suffices.
+		if f != nil {
+			if all := config.Check(path, opts, env); all != nil {
+				return all
+			}
+		}
+		return err
+	}
+	if fl.dev {
+		stop, err := startDevBroker(ctx, devBrokerAddr, kafkaTopics(f), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		env.DevBrokers = []string{devBrokerAddr}
+	}
+	p, err := config.Build(f, env)
+	if err != nil {
+		return err
+	}
+
+	log.Info("pipeline running", "pipeline", p.Name(), "file", path, "nodes", len(p.Nodes()))
+	if term != nil {
+		stopProgress := startProgress(term, p.Stats, progressInterval)
+		err = p.Run(ctx)
+		stopProgress()
+	} else {
+		err = p.Run(ctx)
+	}
+	if err != nil {
+		log.Error("pipeline failed", "pipeline", p.Name(), "err", err)
+		return &reportedError{code: exitRuntime, err: err}
+	}
+	if ctx.Err() != nil {
+		log.Info("pipeline drained after signal", "pipeline", p.Name())
+	} else {
+		log.Info("pipeline finished: every source ended and all records were written", "pipeline", p.Name())
+	}
+	return nil
+}

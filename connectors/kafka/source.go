@@ -1,0 +1,426 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/flow/registry"
+)
+
+// Start policies: where a partition with no committed offset (or one
+// outside the log) is read from.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+// Source defaults.
+const (
+	DefaultSourceBatch       = 500
+	DefaultMinBytes          = 1
+	DefaultMaxBytes          = 1 << 20
+	DefaultMaxWait           = 500 * time.Millisecond
+	DefaultCommitInterval    = time.Second
+	DefaultSessionTimeout    = 30 * time.Second
+	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultRebalanceTimeout  = 30 * time.Second
+	DefaultDrainTimeout      = 10 * time.Second
+)
+
+// authAttempts is how many consecutive authentication or TLS failures Run
+// tolerates before giving up: one could be a broker restarting with new
+// credentials, a few in a row are a configuration mistake.
+const authAttempts = 3
+
+// joinBackoff paces retries of joining the group while brokers are down.
+var joinBackoff = flow.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
+
+// SourceConfig configures a Source. Zero values take the defaults above.
+type SourceConfig struct {
+	ID      string // node id, written to each record's Origin.Source
+	Brokers []string
+	Topics  []string
+	Group   string
+	Start   string // StartEarliest (default) or StartLatest
+
+	MinBytes int           // per-partition fetch: wait for this many bytes...
+	MaxWait  time.Duration // ...or this long
+	MaxBytes int           // per-partition fetch size cap
+
+	Batch          int           // max records per emitted batch (one ack each)
+	CommitInterval time.Duration // how often acknowledged offsets are committed
+
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout is how long the coordinator waits for members to
+	// rejoin during a rebalance; DrainTimeout (how long a revoked partition
+	// waits for its in-flight batches before its last commit) must be
+	// shorter, or this member misses the rejoin.
+	RebalanceTimeout time.Duration
+	DrainTimeout     time.Duration
+
+	TLS  TLS
+	SASL SASL
+
+	Logger *slog.Logger
+}
+
+func (c *SourceConfig) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Start == "" {
+		c.Start = StartEarliest
+	}
+	if c.MinBytes <= 0 {
+		c.MinBytes = DefaultMinBytes
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultSourceBatch
+	}
+	def(&c.MaxWait, DefaultMaxWait)
+	def(&c.CommitInterval, DefaultCommitInterval)
+	def(&c.SessionTimeout, DefaultSessionTimeout)
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *SourceConfig) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, registry.FieldErr(field, fmt.Errorf(format, args...)))
+	}
+	if err := checkBrokers(c.Brokers); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Topics) == 0 {
+		bad("topics", "list at least one topic")
+	}
+	for i, t := range c.Topics {
+		if strings.TrimSpace(t) == "" {
+			bad(fmt.Sprintf("topics[%d]", i), "empty topic name")
+		}
+	}
+	if c.Group == "" {
+		bad("group", "required: the consumer group whose committed offsets say where to resume")
+	}
+	if c.Start != StartEarliest && c.Start != StartLatest {
+		bad("start", "%q is not earliest or latest", c.Start)
+	}
+	if c.MinBytes > c.MaxBytes {
+		bad("min_bytes", "%d is above max_bytes %d", c.MinBytes, c.MaxBytes)
+	}
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		bad("heartbeat_interval", "%s must be below session_timeout %s", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	if c.DrainTimeout >= c.RebalanceTimeout {
+		bad("drain_timeout", "%s must be below rebalance_timeout %s: a revoked partition drains before this member rejoins", c.DrainTimeout, c.RebalanceTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// Source consumes topics as a member of a consumer group. It implements
+// flow.Source and flow.Closer.
+//
+// Each generation of the group gets one fetch loop per assigned partition
+// and one committer; commits happen every CommitInterval, when a partition
+// is revoked (after its in-flight batches settled or DrainTimeout passed)
+// and at Close.
+type Source struct {
+	cfg    SourceConfig
+	sec    security
+	dialer *kafka.Dialer
+	log    *slog.Logger
+
+	// closeCtx ends when Close has waited for acks: revoke drains stop
+	// waiting then and commit what they have.
+	closeCtx context.Context
+	closeNow context.CancelFunc
+
+	mu      sync.Mutex
+	group   *kafka.ConsumerGroup
+	current *generation
+	closed  bool
+}
+
+// NewSource validates cfg. It connects nowhere: Run does.
+func NewSource(cfg SourceConfig) (*Source, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	sec, err := newSecurity(cfg.TLS, cfg.SASL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{
+		cfg:    cfg,
+		sec:    sec,
+		dialer: sec.dialer("sluice"),
+		log:    cfg.Logger,
+	}
+	s.closeCtx, s.closeNow = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func (s *Source) openGroup() (*kafka.ConsumerGroup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("kafka source is closed")
+	}
+	if s.group != nil {
+		return nil, errors.New("kafka source: Run called twice")
+	}
+	start := kafka.FirstOffset
+	if s.cfg.Start == StartLatest {
+		start = kafka.LastOffset
+	}
+	g, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                s.cfg.Group,
+		Brokers:           s.cfg.Brokers,
+		Dialer:            s.dialer,
+		Topics:            s.cfg.Topics,
+		HeartbeatInterval: s.cfg.HeartbeatInterval,
+		SessionTimeout:    s.cfg.SessionTimeout,
+		RebalanceTimeout:  s.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       start,
+		Timeout:           requestTimeout,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			s.log.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(msg, args...)))
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.group = g
+	return g, nil
+}
+
+// Run joins the group and emits records until ctx ends. Brokers being
+// unreachable is retried with backoff for as long as it lasts; rejected
+// credentials or TLS failures end Run with an error after a few attempts.
+func (s *Source) Run(ctx context.Context, out flow.Emitter) error {
+	group, err := s.openGroup()
+	if err != nil {
+		return err
+	}
+	var attempt, authFails int
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil, errors.Is(err, kafka.ErrGroupClosed):
+				return nil
+			case errors.Is(err, kafka.RebalanceInProgress):
+				// The coordinator paces these; nothing is wrong.
+				s.log.Debug("kafka source: rebalance in progress", "group", s.cfg.Group)
+				continue
+			case isAuthError(err):
+				authFails++
+				if authFails >= authAttempts {
+					return authHint(err, s.cfg.Brokers, s.sec)
+				}
+			default:
+				authFails = 0
+			}
+			attempt++
+			s.log.Warn("kafka source: cannot join consumer group, retrying",
+				"group", s.cfg.Group, "brokers", strings.Join(s.cfg.Brokers, ","), "attempt", attempt, "err", err)
+			if flow.Sleep(ctx, joinBackoff.Delay(attempt)) != nil {
+				return nil
+			}
+			continue
+		}
+		attempt, authFails = 0, 0
+		g := s.startGeneration(ctx, gen, out)
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+			// Once Run returns the engine closes out: wait until no fetch
+			// loop can call Emit. The generation lives on until Close so
+			// its committer can commit what the drain acknowledges.
+			g.waitStopped()
+			return nil
+		}
+	}
+}
+
+// Close waits (within ctx) for emitted batches to settle, commits every
+// acknowledged offset through the generation that owns it, and leaves the
+// group. It returns an error if that final commit failed: the records
+// after the last commit will then be read again.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	group, g := s.group, s.current
+	s.mu.Unlock()
+	if group == nil {
+		s.closeNow()
+		return nil
+	}
+	if g != nil {
+		if err := g.waitIdle(ctx); err != nil {
+			s.log.Warn("kafka source: closing with batches still in flight; they will be re-read on restart",
+				"in_flight", g.inFlight())
+		}
+	}
+	s.closeNow()
+	// Ending the group ends the generation: its committer makes the final
+	// commit before kafka-go sends LeaveGroup.
+	_ = group.Close()
+	if g != nil {
+		<-g.done
+		return g.finalErr
+	}
+	return nil
+}
+
+// generation is this member's share of one consumer-group generation.
+type generation struct {
+	src   *Source
+	gen   *kafka.Generation
+	parts []*partitionReader
+	done  chan struct{} // closed after the committer's final commit
+
+	finalErr error // set before done is closed
+}
+
+func (s *Source) startGeneration(ctx context.Context, gen *kafka.Generation, out flow.Emitter) *generation {
+	g := &generation{src: s, gen: gen, done: make(chan struct{})}
+	var assigned []string
+	for _, topic := range s.cfg.Topics {
+		for _, pa := range gen.Assignments[topic] {
+			g.parts = append(g.parts, newPartitionReader(s, topic, pa))
+			assigned = append(assigned, fmt.Sprintf("%s/%d", topic, pa.ID))
+		}
+	}
+	s.log.Info("kafka source: joined group", "group", s.cfg.Group, "generation", gen.ID, "member", gen.MemberID,
+		"partitions", strings.Join(assigned, ","))
+	if len(assigned) == 0 {
+		// Partitions added later are only seen at the next rebalance.
+		s.log.Warn("kafka source: no partitions assigned: the topics may not exist yet, or the group has more members than partitions",
+			"group", s.cfg.Group, "topics", strings.Join(s.cfg.Topics, ","))
+	}
+	s.mu.Lock()
+	s.current = g
+	s.mu.Unlock()
+
+	for _, p := range g.parts {
+		gen.Start(func(genCtx context.Context) {
+			fetchCtx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(genCtx, cancel)
+			p.run(fetchCtx, out)
+			stop()
+			cancel()
+			// Returning ends the whole generation (kafka-go's rule), so a
+			// loop stopped by the drain waits for the generation to end.
+			<-genCtx.Done()
+		})
+	}
+	gen.Start(g.commitLoop)
+	return g
+}
+
+// commitLoop is the generation's only committer: periodic commits, then on
+// the generation's end (rebalance, Close) the revoke drain and last commit.
+func (g *generation) commitLoop(genCtx context.Context) {
+	defer close(g.done)
+	t := time.NewTicker(g.src.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			_ = g.commit()
+		case <-genCtx.Done():
+			g.finish()
+			return
+		}
+	}
+}
+
+func (g *generation) finish() {
+	g.waitStopped()
+	ctx, cancel := context.WithTimeout(g.src.closeCtx, g.src.cfg.DrainTimeout)
+	defer cancel()
+	if err := g.waitIdle(ctx); err != nil && g.src.closeCtx.Err() == nil {
+		g.src.log.Warn("kafka source: partitions revoked with batches still in flight after drain_timeout; they will be re-read by the next owner",
+			"in_flight", g.inFlight(), "drain_timeout", g.src.cfg.DrainTimeout)
+	}
+	g.finalErr = g.commit()
+	g.src.log.Info("kafka source: generation ended", "group", g.src.cfg.Group, "generation", g.gen.ID)
+}
+
+func (g *generation) waitStopped() {
+	for _, p := range g.parts {
+		<-p.stopped
+	}
+}
+
+func (g *generation) waitIdle(ctx context.Context) error {
+	for _, p := range g.parts {
+		if err := p.track.waitIdle(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *generation) inFlight() int {
+	n := 0
+	for _, p := range g.parts {
+		n += p.track.inFlight()
+	}
+	return n
+}
+
+// commit commits every partition whose acknowledged position moved.
+func (g *generation) commit() error {
+	offsets := map[string]map[int]int64{}
+	type moved struct {
+		p   *partitionReader
+		pos int64
+	}
+	var ms []moved
+	for _, p := range g.parts {
+		pos, ok := p.track.position()
+		if !ok || pos <= p.committed {
+			continue
+		}
+		if offsets[p.topic] == nil {
+			offsets[p.topic] = map[int]int64{}
+		}
+		offsets[p.topic][p.partition] = pos
+		ms = append(ms, moved{p, pos})
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	if err := g.gen.CommitOffsets(offsets); err != nil {
+		g.src.log.Warn("kafka source: commit failed; acknowledged records since the last commit may be read again",
+			"group", g.src.cfg.Group, "generation", g.gen.ID, "err", err)
+		return fmt.Errorf("commit offsets of group %s: %w", g.src.cfg.Group, err)
+	}
+	for _, m := range ms {
+		m.p.committed = m.pos
+	}
+	return nil
+}

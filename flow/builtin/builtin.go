@@ -1,0 +1,20 @@
+// Package builtin compiles in every component that ships with sluice. Each
+// imported package registers its types with flow/registry in init; import
+// this package (blank) to get them all:
+//
+//	import _ "github.com/sluicedev/sluice/flow/builtin"
+//
+// To add a connector or stage: write its package, register a registry.Spec
+// in init, and add the import here.
+package builtin
+
+import (
+	// Connectors.
+	_ "github.com/sluicedev/sluice/connectors/discard"
+	_ "github.com/sluicedev/sluice/connectors/file"
+	_ "github.com/sluicedev/sluice/connectors/generate"
+	_ "github.com/sluicedev/sluice/connectors/kafka"
+
+	// Stages.
+	_ "github.com/sluicedev/sluice/stages"
+)

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package expr
+
+import "testing"
+
+func threadCPU(*testing.B) {}

@@ -1,0 +1,640 @@
+package expr
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// SyntaxError is a record value that is not valid JSON.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("value is not valid JSON: %s at offset %d", e.Msg, e.Offset)
+}
+
+// NotObjectError is a JSON value read as value.x that is not an object.
+type NotObjectError struct {
+	Member string
+	Kind   string
+}
+
+func (e *NotObjectError) Error() string {
+	return fmt.Sprintf("cannot read value.%s: value is a JSON %s, not an object", e.Member, e.Kind)
+}
+
+// maxDepth bounds nesting, so a hostile value cannot exhaust the stack.
+const maxDepth = 10000
+
+// scanner reads JSON from b. It validates everything it passes over, so
+// reading a few members still rejects a malformed value.
+type scanner struct {
+	b     []byte
+	i     int
+	depth int
+	buf   []byte // scratch for unescaping
+}
+
+func (s *scanner) fail(msg string) error { return &SyntaxError{Offset: s.i, Msg: msg} }
+
+func (s *scanner) unexpected() error {
+	if s.i >= len(s.b) {
+		return s.fail("unexpected end")
+	}
+	return s.fail(fmt.Sprintf("unexpected %q", s.b[s.i]))
+}
+
+func (s *scanner) ws() {
+	b, i := s.b, s.i
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	s.i = i
+}
+
+// end checks that only whitespace follows the top-level value.
+func (s *scanner) end() error {
+	s.ws()
+	if s.i != len(s.b) {
+		return s.fail("data after the top-level value")
+	}
+	return nil
+}
+
+func kindOf(c byte) string {
+	switch c {
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// span locates a member's raw JSON in the value: b[start:end]; end 0
+// means absent. Offsets rather than slices keep the scan free of pointer
+// writes (and so of GC write barriers).
+type span struct{ start, end int }
+
+// of returns the member's bytes in b, nil when absent.
+func (sp span) of(b []byte) []byte {
+	if sp.end == 0 {
+		return nil
+	}
+	return b[sp.start:sp.end:sp.end]
+}
+
+// members finds the top-level members named in names and stores where
+// their raw JSON is in spans. Duplicate keys: the last wins, as in
+// encoding/json. A NotObjectError names names[0].
+func (s *scanner) members(names []string, spans []span) error {
+	clear(spans)
+	s.ws()
+	if s.i >= len(s.b) {
+		return s.fail("empty value")
+	}
+	if c := s.b[s.i]; c != '{' {
+		if err := s.skip(); err != nil {
+			return err
+		}
+		if err := s.end(); err != nil {
+			return err
+		}
+		return &NotObjectError{Member: names[0], Kind: kindOf(c)}
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return s.end()
+	}
+	for {
+		s.ws()
+		key, err := s.rawString()
+		if err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return s.unexpected()
+		}
+		s.i++
+		s.ws()
+		start := s.i
+		if err := s.skip(); err != nil {
+			return err
+		}
+		if idx := s.match(key, names); idx >= 0 {
+			spans[idx] = span{start, s.i}
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.unexpected()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return s.end()
+		default:
+			return s.unexpected()
+		}
+	}
+}
+
+// match compares a raw (still quoted) key with names without allocating in
+// the common case of a plain ASCII key.
+func (s *scanner) match(raw []byte, names []string) int {
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' || c >= utf8.RuneSelf {
+			k := jsonString(raw, &s.buf)
+			for j, n := range names {
+				if k == n {
+					return j
+				}
+			}
+			return -1
+		}
+	}
+	for j, n := range names {
+		if string(body) == n {
+			return j
+		}
+	}
+	return -1
+}
+
+// rawString returns the quoted string at s.i, validated.
+func (s *scanner) rawString() ([]byte, error) {
+	b, i := s.b, s.i
+	if i >= len(b) || b[i] != '"' {
+		return nil, s.unexpected()
+	}
+	start := i
+	i++
+	for i < len(b) {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return b[start:s.i], nil
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				s.i = i
+				return nil, s.unexpected()
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				for k := 1; k <= 4; k++ {
+					if i+k >= len(b) || unhex(b[i+k]) < 0 {
+						s.i = i + k
+						return nil, s.fail("invalid \\u escape")
+					}
+				}
+				i += 5
+			default:
+				s.i = i
+				return nil, s.fail("invalid escape")
+			}
+		default:
+			s.i = i
+			return nil, s.fail("control character in string")
+		}
+	}
+	s.i = i
+	return nil, s.fail("unterminated string")
+}
+
+// skip validates and passes over one value.
+func (s *scanner) skip() error {
+	if s.i >= len(s.b) {
+		return s.unexpected()
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, err := s.rawString()
+		return err
+	case c == '{' || c == '[':
+		return s.skipContainer(c)
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	default:
+		_, _, err := s.number()
+		return err
+	}
+}
+
+func (s *scanner) skipContainer(open byte) error {
+	s.depth++
+	if s.depth > maxDepth {
+		return s.fail("nesting too deep")
+	}
+	defer func() { s.depth-- }()
+	closer := byte(']')
+	if open == '{' {
+		closer = '}'
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == closer {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if open == '{' {
+			if _, err := s.rawString(); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i >= len(s.b) || s.b[s.i] != ':' {
+				return s.unexpected()
+			}
+			s.i++
+			s.ws()
+		}
+		if err := s.skip(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.unexpected()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case closer:
+			s.i++
+			return nil
+		default:
+			return s.unexpected()
+		}
+	}
+}
+
+func (s *scanner) literal(word string) error {
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
+		return s.fail("invalid literal")
+	}
+	s.i += len(word)
+	return nil
+}
+
+// number passes over a number and reports its text and whether it is an
+// integer (no fraction, no exponent).
+func (s *scanner) number() (text []byte, integer bool, err error) {
+	b, i := s.b, s.i
+	start := i
+	integer = true
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		s.i = i
+		return nil, false, s.unexpected()
+	}
+	if i < len(b) && b[i] == '.' {
+		integer = false
+		j := digits(b, i+1)
+		if j == i+1 {
+			s.i = j
+			return nil, false, s.fail("invalid number")
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		integer = false
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			s.i = j
+			return nil, false, s.fail("invalid number")
+		}
+		i = j
+	}
+	s.i = i
+	return b[start:i], integer, nil
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// value parses one value into Go: map[string]any, []any, string, int or
+// float64, bool, nil.
+func (s *scanner) value() (any, error) {
+	if s.i >= len(s.b) {
+		return nil, s.unexpected()
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		raw, err := s.rawString()
+		if err != nil {
+			return nil, err
+		}
+		return s.str(raw)
+	case c == '{':
+		return s.object()
+	case c == '[':
+		return s.array()
+	case c == 't':
+		return true, s.literal("true")
+	case c == 'f':
+		return false, s.literal("false")
+	case c == 'n':
+		return nil, s.literal("null")
+	default:
+		text, integer, err := s.number()
+		if err != nil {
+			return nil, err
+		}
+		return numberValue(text, integer), nil
+	}
+}
+
+func (s *scanner) str(raw []byte) (string, error) {
+	return jsonString(raw, &s.buf), nil
+}
+
+// jsonString decodes a validated quoted string. Invalid UTF-8 becomes
+// U+FFFD byte by byte, as encoding/json does.
+func jsonString(raw []byte, buf *[]byte) string {
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' {
+			*buf = unquote(raw, (*buf)[:0])
+			return validString(*buf)
+		}
+	}
+	return validString(body)
+}
+
+func validString(b []byte) string {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			if utf8.Valid(b) {
+				break
+			}
+			out := make([]rune, 0, len(b))
+			for len(b) > 0 {
+				r, n := utf8.DecodeRune(b)
+				out = append(out, r)
+				b = b[n:]
+			}
+			return string(out)
+		}
+	}
+	return string(b)
+}
+
+func (s *scanner) object() (any, error) {
+	s.depth++
+	if s.depth > maxDepth {
+		return nil, s.fail("nesting too deep")
+	}
+	defer func() { s.depth-- }()
+	m := map[string]any{}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return m, nil
+	}
+	for {
+		s.ws()
+		raw, err := s.rawString()
+		if err != nil {
+			return nil, err
+		}
+		k, err := s.str(raw)
+		if err != nil {
+			return nil, err
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return nil, s.unexpected()
+		}
+		s.i++
+		s.ws()
+		v, err := s.value()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		s.ws()
+		if s.i >= len(s.b) {
+			return nil, s.unexpected()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return m, nil
+		default:
+			return nil, s.unexpected()
+		}
+	}
+}
+
+func (s *scanner) array() (any, error) {
+	s.depth++
+	if s.depth > maxDepth {
+		return nil, s.fail("nesting too deep")
+	}
+	defer func() { s.depth-- }()
+	a := []any{}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return a, nil
+	}
+	for {
+		s.ws()
+		v, err := s.value()
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		s.ws()
+		if s.i >= len(s.b) {
+			return nil, s.unexpected()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return a, nil
+		default:
+			return nil, s.unexpected()
+		}
+	}
+}
+
+// numberValue converts validated number text: int when it is an integer
+// that fits, float64 otherwise.
+func numberValue(text []byte, integer bool) any {
+	if integer && len(text) <= 18 { // cannot overflow int64
+		n, neg := 0, false
+		for _, c := range text {
+			if c == '-' {
+				neg = true
+				continue
+			}
+			n = n*10 + int(c-'0')
+		}
+		if neg {
+			n = -n
+		}
+		return n
+	}
+	if integer {
+		if n, err := strconv.ParseInt(string(text), 10, 64); err == nil && n >= math.MinInt && n <= math.MaxInt {
+			return int(n)
+		}
+	}
+	f, _ := strconv.ParseFloat(string(text), 64) // out of range: ±Inf, still a number
+	return f
+}
+
+// decodeJSON parses a whole value.
+func decodeJSON(b []byte) (any, error) {
+	s := scanner{b: b}
+	s.ws()
+	if s.i >= len(b) {
+		return nil, s.fail("empty value")
+	}
+	v, err := s.value()
+	if err != nil {
+		return nil, err
+	}
+	return v, s.end()
+}
+
+// parseMember turns a member's raw JSON (from members) into a Go value.
+func parseMember(raw []byte) any {
+	if raw == nil {
+		return nil
+	}
+	switch c := raw[0]; {
+	case c == '-' || (c >= '0' && c <= '9'):
+		integer := true
+		for _, d := range raw {
+			if d == '.' || d == 'e' || d == 'E' {
+				integer = false
+				break
+			}
+		}
+		return numberValue(raw, integer)
+	case c == 't':
+		return true
+	case c == 'f':
+		return false
+	case c == 'n':
+		return nil
+	}
+	// Strings and containers were validated by members: this cannot fail.
+	v, _ := decodeJSON(raw)
+	return v
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// unquote decodes a validated quoted JSON string into dst.
+func unquote(raw, dst []byte) []byte {
+	body := raw[1 : len(raw)-1]
+	for i := 0; i < len(body); {
+		c := body[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		i++
+		switch body[i] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(body[i+1:])
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
+					r2 = hex4(body[i+3:])
+				}
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+		default: // '"', '\\', '/'
+			dst = append(dst, body[i])
+		}
+		i++
+	}
+	return dst
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		r = r<<4 | rune(unhex(c))
+	}
+	return r
+}

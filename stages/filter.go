@@ -1,0 +1,68 @@
+package stages
+
+import (
+	"context"
+	"sync"
+
+	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/stages/expr"
+)
+
+func init() {
+	registry.Register(registry.Spec{
+		Kind:    flow.KindStage,
+		Type:    "filter",
+		Summary: "keep the records for which an expression is true",
+		Fields: []registry.Field{
+			{Name: "expr", Type: registry.Expr, Required: true,
+				Doc:     "condition; records for which it is false are dropped (and acknowledged), a non-bool result is a record error",
+				Example: "value.seq % 2 == 0"},
+		},
+		Build: func(c *registry.Conf) (any, error) {
+			p, err := expr.Compile(c.String("expr"), expr.Expect(expr.Bool))
+			if err != nil {
+				return nil, registry.FieldErr("expr", err)
+			}
+			return NewFilter(p), nil
+		},
+	})
+}
+
+// Filter is the filter stage: a flow.Processor keeping records whose
+// expression is true.
+type Filter struct {
+	expr *expr.Program
+	envs sync.Pool
+}
+
+// NewFilter returns a filter keeping records for which p is true.
+func NewFilter(p *expr.Program) *Filter { return &Filter{expr: p} }
+
+// Process implements flow.Processor, compacting kept records in place.
+func (f *Filter) Process(_ context.Context, in []flow.Record, out *flow.Output) error {
+	env, ok := f.envs.Get().(*expr.Env)
+	if !ok {
+		env = expr.NewEnv(f.expr)
+	}
+	defer func() {
+		env.Bind(nil)
+		f.envs.Put(env)
+	}()
+	kept := 0
+	for i := range in {
+		env.Bind(&in[i])
+		keep, err := env.EvalBool(f.expr)
+		switch {
+		case err != nil:
+			out.Errors = append(out.Errors, flow.RecordError{Record: in[i], Err: err})
+		case keep:
+			if kept != i { // records before the first drop stay where they are
+				in[kept] = in[i]
+			}
+			kept++
+		}
+	}
+	out.Records = in[:kept]
+	return nil
+}

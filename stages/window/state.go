@@ -1,0 +1,450 @@
+package window
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/stages/expr"
+)
+
+// pane is one open window of one key.
+type pane struct {
+	key        string
+	start, end int64 // unix nanoseconds, [start, end)
+	agg        aggregate
+	hold       *flow.Batch // acks of the inputs that fed it
+	origin     flow.Origin // of the last record, for errors downstream
+	index      int         // in the heap; -1 once closed or merged
+	into       *pane       // a session merged into another
+	seen       uint64      // last input batch that fed it
+}
+
+// live follows session merges to the pane that holds p's content now.
+func (p *pane) live() *pane {
+	for p.into != nil {
+		p = p.into
+	}
+	return p
+}
+
+type paneID struct {
+	key   string
+	start int64
+}
+
+// state is one Run's windows: parallel workers each have their own.
+type state struct {
+	s        *Stage
+	cfg      *Config
+	env      *expr.Env
+	panes    map[paneID]*pane   // tumbling and sliding
+	sessions map[string][]*pane // session, per key
+	heap     paneHeap
+	maxEvent int64
+	// watermark: windows ending at or before it are closed.
+	watermark int64
+	batch     uint64
+	touched   []*pane
+	failed    []flow.RecordError
+}
+
+func newState(s *Stage) *state {
+	progs := []*expr.Program{}
+	for _, p := range []*expr.Program{s.cfg.Timestamp, s.cfg.Key, s.cfg.Expr} {
+		if p != nil {
+			progs = append(progs, p)
+		}
+	}
+	return &state{
+		s: s, cfg: &s.cfg, env: expr.NewEnv(progs...),
+		panes: map[paneID]*pane{}, sessions: map[string][]*pane{},
+		maxEvent: math.MinInt64, watermark: math.MinInt64,
+	}
+}
+
+// add puts b's records into their windows and makes those windows hold
+// b's acks. It fails only when the error policy could not be applied.
+func (st *state) add(ctx context.Context, out flow.Emitter, b *flow.Batch) error {
+	st.batch++
+	st.touched, st.failed = st.touched[:0], st.failed[:0]
+	now := st.s.now().UnixNano()
+	if !st.cfg.EventTime {
+		st.watermark = now
+	}
+	for i := range b.Records {
+		if err := st.addRecord(&b.Records[i], now); err != nil {
+			st.failed = append(st.failed, flow.RecordError{Record: b.Records[i], Err: err})
+		}
+	}
+	if err := out.Reject(ctx, b, st.failed); err != nil {
+		b.Settle(err)
+		return err
+	}
+	switch len(st.touched) {
+	case 0:
+		b.Settle(nil) // filtered (late) or failed: nothing to hold
+	case 1:
+		st.touched[0].live().hold.Absorb(b)
+	default:
+		for _, p := range st.touched {
+			p.live().hold.Absorb(b.Derive(nil))
+		}
+		b.Settle(nil)
+	}
+	return nil
+}
+
+func (st *state) addRecord(r *flow.Record, now int64) error {
+	st.env.Bind(r)
+	t := now
+	if st.cfg.EventTime {
+		var err error
+		if t, err = st.eventTime(r); err != nil {
+			return err
+		}
+	}
+	key := ""
+	if st.cfg.Key != nil {
+		var err error
+		if key, err = st.env.EvalString(st.cfg.Key); err != nil {
+			return fmt.Errorf("key: %w", err)
+		}
+	}
+	var num float64
+	var item any
+	switch st.cfg.Op {
+	case Count:
+	case Collect:
+		v, err := st.env.Eval(st.cfg.Expr)
+		if err != nil {
+			return fmt.Errorf("aggregate: %w", err)
+		}
+		item = v
+	default:
+		v, err := st.env.EvalFloat(st.cfg.Expr)
+		if err != nil {
+			return fmt.Errorf("aggregate: %w", err)
+		}
+		num = v
+	}
+	if st.cfg.EventTime && t > st.maxEvent {
+		st.maxEvent = t
+		st.watermark = max(st.watermark, satSub(t, int64(st.cfg.AllowedLateness)))
+	}
+	added := false
+	st.assign(key, t, func(p *pane) {
+		p.agg.add(st.cfg.Op, num, item)
+		p.origin = r.Origin
+		if p.seen != st.batch {
+			p.seen = st.batch
+			st.touched = append(st.touched, p)
+		}
+		added = true
+	})
+	if !added {
+		st.s.late.Add(1)
+	}
+	return nil
+}
+
+func (st *state) eventTime(r *flow.Record) (int64, error) {
+	ts := r.Timestamp
+	if st.cfg.Timestamp != nil {
+		var err error
+		if ts, err = st.env.EvalTime(st.cfg.Timestamp); err != nil {
+			return 0, fmt.Errorf("timestamp: %w", err)
+		}
+	}
+	if ts.IsZero() {
+		return 0, errNoTimestamp
+	}
+	if ts.Year() < 1678 || ts.Year() > 2261 {
+		return 0, fmt.Errorf("timestamp %s is out of range", ts.Format(time.RFC3339))
+	}
+	return ts.UnixNano(), nil
+}
+
+// assign calls fn for every open window of key containing t, creating
+// them as needed; windows already closed (end <= watermark) are skipped.
+func (st *state) assign(key string, t int64, fn func(*pane)) {
+	switch st.cfg.Kind {
+	case Tumbling:
+		size := int64(st.cfg.Size)
+		start := floorTo(t, size)
+		st.fixed(key, start, start+size, fn)
+	case Sliding:
+		size, slide := int64(st.cfg.Size), int64(st.cfg.Slide)
+		for start := floorTo(t, slide); start > t-size; start -= slide {
+			st.fixed(key, start, start+size, fn)
+		}
+	case Session:
+		st.session(key, t, fn)
+	}
+}
+
+func (st *state) fixed(key string, start, end int64, fn func(*pane)) {
+	if end <= st.watermark {
+		return
+	}
+	id := paneID{key, start}
+	p := st.panes[id]
+	if p == nil {
+		p = &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil)}
+		st.panes[id] = p
+		heap.Push(&st.heap, p)
+	}
+	fn(p)
+}
+
+// session adds t to the session of key overlapping [t, t+gap), merging
+// the sessions it bridges, or starts a new one. A record whose own span
+// ends at or before the watermark joins an open session it falls in, and
+// is late otherwise.
+func (st *state) session(key string, t int64, fn func(*pane)) {
+	start, end := t, t+int64(st.cfg.Gap)
+	var target *pane
+	kept := st.sessions[key][:0]
+	var merged []*pane
+	for _, p := range st.sessions[key] {
+		switch {
+		case p.start >= end || t >= p.end: // no overlap
+			kept = append(kept, p)
+		case target == nil:
+			target = p
+			kept = append(kept, p)
+		default:
+			merged = append(merged, p)
+		}
+	}
+	st.sessions[key] = kept
+	if target == nil {
+		if end <= st.watermark {
+			return
+		}
+		target = &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil)}
+		st.sessions[key] = append(kept, target)
+		heap.Push(&st.heap, target)
+		fn(target)
+		return
+	}
+	// Take the merged sessions out before changing target's end, so the
+	// heap stays ordered while it is restructured.
+	for _, q := range merged {
+		heap.Remove(&st.heap, q.index)
+	}
+	for _, q := range merged {
+		target.merge(q)
+	}
+	target.start = min(target.start, start)
+	target.end = max(target.end, end)
+	heap.Fix(&st.heap, target.index)
+	fn(target)
+}
+
+func (p *pane) merge(q *pane) {
+	p.start = min(p.start, q.start)
+	p.end = max(p.end, q.end)
+	p.agg.merge(&q.agg)
+	p.hold.Absorb(q.hold)
+	if q.origin.Offset > p.origin.Offset || p.origin.Source == "" {
+		p.origin = q.origin
+	}
+	q.into = p
+}
+
+// closeUpTo removes and returns the windows ending at or before wm, in
+// end order.
+func (st *state) closeUpTo(wm int64) []*pane {
+	var closed []*pane
+	for len(st.heap) > 0 && st.heap[0].end <= wm {
+		closed = append(closed, st.remove(heap.Pop(&st.heap).(*pane)))
+	}
+	return closed
+}
+
+// abort fails every open window's inputs: the run is ending without
+// emitting them.
+func (st *state) abort(err error) {
+	for _, p := range st.closeAll() {
+		p.hold.Settle(err)
+	}
+}
+
+// closeAll removes every window, in end order: the drain.
+func (st *state) closeAll() []*pane {
+	return st.closeUpTo(math.MaxInt64)
+}
+
+func (st *state) remove(p *pane) *pane {
+	if st.cfg.Kind == Session {
+		ss := st.sessions[p.key]
+		for i, q := range ss {
+			if q == p {
+				ss = append(ss[:i], ss[i+1:]...)
+				break
+			}
+		}
+		if len(ss) == 0 {
+			delete(st.sessions, p.key)
+		} else {
+			st.sessions[p.key] = ss
+		}
+	} else {
+		delete(st.panes, paneID{p.key, p.start})
+	}
+	return p
+}
+
+// emit sends one record per closed window in one batch holding all their
+// acks.
+func (st *state) emit(ctx context.Context, out flow.Emitter, closed []*pane) error {
+	if len(closed) == 0 {
+		return nil
+	}
+	recs := make([]flow.Record, len(closed))
+	b := flow.NewBatch(nil)
+	for i, p := range closed {
+		recs[i] = st.record(p)
+		b.Absorb(p.hold)
+	}
+	b.Records = recs
+	return out.Emit(ctx, b)
+}
+
+func (st *state) record(p *pane) flow.Record {
+	v := make([]byte, 0, 128)
+	v = append(v, `{"key":`...)
+	var key []byte
+	if st.cfg.Key != nil {
+		key = []byte(p.key)
+		v, _ = expr.AppendJSON(v, p.key)
+	} else {
+		v = append(v, "null"...)
+	}
+	v = append(v, `,"start":`...)
+	v, _ = expr.AppendJSON(v, time.Unix(0, p.start).UTC())
+	v = append(v, `,"end":`...)
+	v, _ = expr.AppendJSON(v, time.Unix(0, p.end).UTC())
+	v = append(v, `,"count":`...)
+	v, _ = expr.AppendJSON(v, p.agg.count)
+	v = append(v, `,"value":`...)
+	var err error
+	if v, err = expr.AppendJSON(v, p.agg.result(st.cfg.Op)); err != nil {
+		// Only a sum overflowing to ±Inf (or NaN input) gets here.
+		v = append(v, "null"...)
+	}
+	v = append(v, '}')
+	return flow.Record{Key: key, Value: v, Timestamp: time.Unix(0, p.end), Origin: p.origin}
+}
+
+// floorTo rounds t down to a multiple of d, also below zero.
+func floorTo(t, d int64) int64 {
+	r := t % d
+	if r < 0 {
+		r += d
+	}
+	return t - r
+}
+
+// satSub is a-b without wrapping below MinInt64.
+func satSub(a, b int64) int64 {
+	if b > 0 && a < math.MinInt64+b {
+		return math.MinInt64
+	}
+	return a - b
+}
+
+// aggregate is the running value of one window.
+type aggregate struct {
+	count    int64
+	sum      float64
+	min, max float64
+	items    []any
+}
+
+func (a *aggregate) add(op Op, num float64, item any) {
+	if a.count == 0 {
+		a.min, a.max = num, num
+	}
+	a.count++
+	switch op {
+	case Sum, Avg:
+		a.sum += num
+	case Min:
+		a.min = math.Min(a.min, num)
+	case Max:
+		a.max = math.Max(a.max, num)
+	case Collect:
+		a.items = append(a.items, item)
+	}
+}
+
+func (a *aggregate) merge(b *aggregate) {
+	if b.count == 0 {
+		return
+	}
+	if a.count == 0 {
+		a.min, a.max = b.min, b.max
+	}
+	a.count += b.count
+	a.sum += b.sum
+	a.min = math.Min(a.min, b.min)
+	a.max = math.Max(a.max, b.max)
+	a.items = append(a.items, b.items...)
+}
+
+func (a *aggregate) result(op Op) any {
+	switch op {
+	case Sum:
+		return a.sum
+	case Min:
+		return a.min
+	case Max:
+		return a.max
+	case Avg:
+		return a.sum / float64(a.count)
+	case Collect:
+		if a.items == nil {
+			return []any{}
+		}
+		return a.items
+	}
+	return a.count
+}
+
+// paneHeap orders open windows by end, then key and start, so windows
+// closing together are emitted in a stable order.
+type paneHeap []*pane
+
+func (h paneHeap) Len() int { return len(h) }
+func (h paneHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if a.end != b.end {
+		return a.end < b.end
+	}
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	return a.start < b.start
+}
+func (h paneHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *paneHeap) Push(x any) {
+	p := x.(*pane)
+	p.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *paneHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	p.index = -1
+	return p
+}
