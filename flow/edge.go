@@ -58,8 +58,11 @@ func (e *edge) send(ctx context.Context, b *Batch) error {
 }
 
 // received must be called for every batch taken from ch.
-func (e *edge) received(b *Batch) {
-	e.used.Add(-weight(b))
+func (e *edge) received(b *Batch) { e.release(weight(b)) }
+
+// release frees n records of capacity.
+func (e *edge) release(n int64) {
+	e.used.Add(-n)
 	select {
 	case e.freed <- struct{}{}:
 	default:

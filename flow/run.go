@@ -243,6 +243,10 @@ func (r *run) startWorkers(n *node) {
 				close(w)
 			}
 		}()
+		if n.kind == KindSink && len(workers) == 1 {
+			r.coalesce(n, e, workers[0])
+			return
+		}
 		d := dispatcher{n: n, workers: workers, seed: maphash.MakeSeed()}
 		for {
 			select {
@@ -285,6 +289,63 @@ func (r *run) startWorkers(n *node) {
 		live.Wait()
 		o.closeOutputs()
 	})
+}
+
+// coalesce feeds a sink: while the sink is busy writing, it keeps taking
+// batches off the edge and merging them (up to the node's SinkBatch) so the
+// next Write gets everything that queued up meanwhile: one flush, fsync or
+// produce request for many small batches. Merged records keep counting
+// against the edge until the sink takes them, so the edge's capacity still
+// bounds what waits.
+func (r *run) coalesce(n *node, e *edge, w chan<- *Batch) {
+	var pending *Batch
+	var held int64 // edge capacity pending still occupies
+	owned := false // pending.Records is our own array, safe to append to
+	in := e.ch
+	closed := false
+	for {
+		recv := in
+		if closed || pending != nil && len(pending.Records) >= n.sinkBatch {
+			recv = nil
+		}
+		var send chan<- *Batch
+		if pending != nil {
+			send = w
+		}
+		if recv == nil && send == nil {
+			return
+		}
+		select {
+		case b, ok := <-recv:
+			if !ok {
+				closed = true
+				continue
+			}
+			held += weight(b)
+			n.stats.In.Add(int64(len(b.Records)))
+			n.stats.Batches.Add(1)
+			if pending == nil {
+				pending, owned = b, false
+				continue
+			}
+			if !owned {
+				recs := make([]Record, len(pending.Records), max(n.sinkBatch, len(pending.Records)+len(b.Records)))
+				copy(recs, pending.Records)
+				pending.Records, owned = recs, true
+			}
+			pending.Records = append(pending.Records, b.Records...)
+			pending.Absorb(b)
+		case send <- pending:
+			pending = nil
+			e.release(held)
+			held = 0
+		case <-r.hardCtx.Done():
+			if pending != nil {
+				pending.Settle(r.hardCtx.Err())
+			}
+			return
+		}
+	}
 }
 
 type dispatcher struct {
