@@ -41,6 +41,13 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// Readier is an optional capability: a node that can be not ready (a
+// source not yet connected, a plugin in a crash loop) says why. /readyz
+// reports the pipeline ready when every Readier returns nil.
+type Readier interface {
+	Ready() error
+}
+
 // Emitter passes batches downstream.
 type Emitter interface {
 	// Emit takes ownership of b and blocks while downstream edges are full

@@ -58,6 +58,7 @@ type Pipeline struct {
 	drainTimeout time.Duration
 	log          *slog.Logger
 	defaultPol   ErrorPolicy
+	observer     Observer
 
 	nodes []*node
 	byID  map[string]*node
@@ -79,6 +80,15 @@ func WithLogger(l *slog.Logger) Option { return func(p *Pipeline) { p.log = l } 
 
 // WithErrorPolicy sets the policy of nodes that have none of their own.
 func WithErrorPolicy(pol ErrorPolicy) Option { return func(p *Pipeline) { p.defaultPol = pol } }
+
+// Observer receives one call per batch a stage processed or a sink wrote,
+// with how long it took: the source of latency histograms.
+type Observer interface {
+	ObserveBatch(node string, kind Kind, records int, took time.Duration)
+}
+
+// WithObserver sets the pipeline's Observer.
+func WithObserver(o Observer) Option { return func(p *Pipeline) { p.observer = o } }
 
 // New returns an empty pipeline.
 func New(name string, opts ...Option) *Pipeline {
@@ -216,6 +226,23 @@ type NodeInfo struct {
 	Kind   Kind
 	Type   string
 	Inputs []string
+}
+
+// Component returns the Source, Stage or Sink added under id (nil if none),
+// so the host process can look for optional capabilities such as Readier
+// or a metrics collector.
+func (p *Pipeline) Component(id string) any {
+	n, ok := p.byID[id]
+	if !ok {
+		return nil
+	}
+	switch n.kind {
+	case KindSource:
+		return n.source
+	case KindStage:
+		return n.stage
+	}
+	return n.sink
 }
 
 // Nodes lists the nodes in the order they were added.

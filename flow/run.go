@@ -522,6 +522,17 @@ func (o *outlet) chain(fn ProcessFunc) ProcessFunc {
 		Timeout(pol.Timeout),
 	}
 	mws = append(mws, o.run.p.byID[o.id].mws...)
+	if obs := o.run.p.observer; obs != nil {
+		kind := o.stats.Kind
+		mws = append([]Middleware{func(next ProcessFunc) ProcessFunc {
+			return func(ctx context.Context, in []Record, out *Output) error {
+				start := time.Now()
+				err := next(ctx, in, out)
+				obs.ObserveBatch(o.id, kind, len(in), time.Since(start))
+				return err
+			}
+		}}, mws...)
+	}
 	return Chain(fn, mws...)
 }
 
