@@ -181,10 +181,11 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 		last = cur
 		time.Sleep(10 * time.Millisecond)
 	}
-	// two edges of 100, plus a batch of 10 in the hands of each goroutine
-	// (dispatchers, workers, the blocked source).
-	if e := src.emitted.Load(); e > 260 {
-		t.Fatalf("source emitted %d records with a stalled sink; bound is 260", e)
+	// Two edges of 100; the sink's Write holds up to one edge's worth more
+	// (it gets everything that queued while it was busy); a batch of 10 in
+	// the hands of the stage worker and the blocked source.
+	if e := src.emitted.Load(); e > 330 {
+		t.Fatalf("source emitted %d records with a stalled sink; bound is 330", e)
 	}
 	close(sink.gate) // release: drain must complete
 	cancel()
