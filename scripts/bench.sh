@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark with its baseline from the same run, printed
+# as a table and as ratios. Starts the Kafka broker for the Kafka ones.
+# BENCH_QUICK=1 shortens runs (numbers get noisier).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+n=${BENCH_RECORDS:-3000000}
+
+bench() { # pkg regex benchtime
+	echo "== go test -bench '$2' -benchtime $3 $1" >&2
+	go test -count=1 -run '^$' -bench "$2" -benchtime "$3" "$1" 2>&1 | grep -E '^Benchmark' | tee -a "$out" >&2
+}
+
+bench ./flow/builtin 'Chain' "${n}x"
+bench ./flow/builtin 'BackpressureRSS' 1x
+if [ -d plugins/host ]; then
+	bench ./plugins/host 'Plugin' "${PLUGIN_BENCHTIME:-2s}"
+fi
+if [ "${BENCH_KAFKA:-1}" = 1 ]; then
+	scripts/deps.sh
+	scripts/kafka.sh start >&2
+	eval "$(scripts/kafka.sh env)"
+	export SLUICE_KAFKA_BROKERS
+	bench ./connectors/kafka 'KafkaPipeline' 1x
+	bench ./connectors/kafka 'KafkaLatency' 1x
+fi
+
+# Table: benchmark name, then every custom metric it reported.
+echo
+printf '%-58s %s\n' BENCHMARK METRICS
+awk '{
+	name=$1; sub(/-[0-9]+$/, "", name); line="";
+	for (i = 3; i < NF; i++) if ($(i+1) ~ /^[a-zA-Z%\/-]+$/ && $(i+1) != "ns/op" && $(i+1) != "B/op" && $(i+1) != "allocs/op") { line = line sprintf("%s=%s  ", $(i+1), $i); i++ }
+	printf "%-58s %s\n", name, line
+}' "$out"
+
+# Ratios: a benchmark's rec/s over its baseline's, from the same run.
+echo
+ratio() { # label numerator denominator (benchmark names without -N)
+	awk -v a="$2" -v b="$3" -v label="$1" '
+	{ name=$1; sub(/-[0-9]+$/, "", name); for (i = 3; i < NF; i++) if ($(i+1) == "rec/s") v[name]=$i }
+	END { if (v[a] > 0 && v[b] > 0) printf "%-52s %8.2fx   (%.0f vs %.0f rec/s)\n", label, v[a]/v[b], v[a], v[b] }' "$out"
+}
+ratio "sluice vs go-streams (gen->map->filter->discard)" BenchmarkChain/sluice BenchmarkChain/gostreams
+ratio "sluice vs raw kafka-go (kafka->map->kafka)" BenchmarkKafkaPipeline/sluice BenchmarkKafkaPipeline/kafka-go
+for size in 100B 1KiB; do
+	ratio "plugin vs naive go-plugin stream ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/naive"
+	ratio "plugin vs in-process stage ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/inprocess"
+done
