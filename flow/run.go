@@ -329,7 +329,8 @@ func (r *run) coalesce(n *node, e *edge, w chan<- *Batch) {
 				continue
 			}
 			if !owned {
-				recs := make([]Record, len(pending.Records), max(n.sinkBatch, len(pending.Records)+len(b.Records)))
+				// Sized for the two; append doubles it if more queue up.
+				recs := make([]Record, len(pending.Records), len(pending.Records)+len(b.Records))
 				copy(recs, pending.Records)
 				pending.Records, owned = recs, true
 			}

@@ -136,28 +136,39 @@ func TestBuildErrorsNameTheField(t *testing.T) {
 }
 
 func TestStagesAckEverythingExactlyOnce(t *testing.T) {
-	for typ, values := range map[string]map[string]any{
-		"map":      {"value": `{"seq": value.seq, "double": value.seq * 2}`},
-		"filter":   {"expr": "value.seq % 3 != 0"},
-		"batch":    {"size": 7},
-		"throttle": {"rate": 1e6},
-		"dedupe":   {"key": "value.seq % 10"},
-		"window":   {"size": "1h", "key": "value.seq % 4"},
+	const batches, per = 20, 13
+	inOrder := func(i int) int { return (i + 1) * per } // 1:1 stages: all of batch i written first
+	for typ, c := range map[string]struct {
+		values     map[string]any
+		minWritten func(batch int) int // records written before batch's ack may fire
+	}{
+		"map":      {map[string]any{"value": `{"seq": value.seq, "double": value.seq * 2}`}, inOrder},
+		"filter":   {map[string]any{"expr": "value.seq % 3 != 0"}, nil},
+		"batch":    {map[string]any{"size": 7}, inOrder},
+		"throttle": {map[string]any{"rate": 1e6}, inOrder},
+		"dedupe":   {map[string]any{"key": "value.seq % 10"}, nil},
+		// Every batch feeds all four windows, emitted at the drain.
+		"window": {map[string]any{"size": "1h", "key": "value.seq % 4"}, func(int) int { return 4 }},
 	} {
 		t.Run(typ, func(t *testing.T) {
-			var batches [][]flow.Record
-			for b := 0; b < 20; b++ {
+			var in [][]flow.Record
+			for b := 0; b < batches; b++ {
 				var vals []string
-				for i := 0; i < 13; i++ {
-					vals = append(vals, `{"seq":`+strconv.Itoa(b*13+i)+`}`)
+				for i := 0; i < per; i++ {
+					vals = append(vals, `{"seq":`+strconv.Itoa(b*per+i)+`}`)
 				}
-				batches = append(batches, stagetest.Records(b*13, vals...))
+				in = append(in, stagetest.Records(b*per, vals...))
 			}
-			p := stagetest.New(stagetest.NewSource(batches...), mustBuild(t, typ, values))
+			p := stagetest.New(stagetest.NewSource(in...), mustBuild(t, typ, c.values))
 			p.Run(t)
 			p.Source.CheckAcks(t)
 			if p.Sink.Len() == 0 {
 				t.Error("nothing reached the sink")
+			}
+			for i := 0; c.minWritten != nil && i < batches; i++ {
+				if got, want := p.Source.WrittenAtAck(i), c.minWritten(i); got < want {
+					t.Errorf("batch %d acked when the sink had written %d records, want at least %d", i, got, want)
+				}
 			}
 		})
 	}

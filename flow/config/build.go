@@ -19,12 +19,14 @@ import (
 // pipeline. The error is Errors: Build failures (pointed at the field a
 // registry.FieldError names) and every problem of the graph, found with
 // placeholders standing in for nodes that could not be built. On error,
-// whatever was built is closed.
-func Build(f *File, env *registry.Env) (*flow.Pipeline, error) {
+// whatever was built is closed. opts are applied after the file's settings
+// (the host's additions, such as flow.WithObserver).
+func Build(f *File, env *registry.Env, opts ...flow.Option) (*flow.Pipeline, error) {
 	if f == nil {
 		return nil, Errors{{Msg: "config: Build needs a File"}}
 	}
 	b := newBuilder(f, env)
+	b.extra = opts
 	p := b.build()
 	if len(b.errs) > 0 {
 		b.errs = append(b.errs, b.closeAll()...)
@@ -50,6 +52,7 @@ type builder struct {
 	f        *File
 	env      registry.Env
 	settings *registry.Conf
+	extra    []flow.Option // the host's pipeline options, applied last
 	check    *checker
 	errs     Errors
 
@@ -106,7 +109,7 @@ func (b *builder) build() *flow.Pipeline {
 	if s.Has("drain_timeout") {
 		opts = append(opts, flow.WithDrainTimeout(s.Duration("drain_timeout")))
 	}
-	p := flow.New(b.f.Name, opts...)
+	p := flow.New(b.f.Name, append(opts, b.extra...)...)
 
 	for i := range b.f.Nodes {
 		n := &b.f.Nodes[i]

@@ -94,3 +94,18 @@ func BenchmarkExprProgramEval(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScanMembers is the scanner alone: find value.seq in {"seq":12345}.
+func BenchmarkScanMembers(b *testing.B) {
+	names := []string{"seq"}
+	spans := make([]span, 1)
+	s := scanner{}
+	threadCPU(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.b, s.i = benchRecord.Value, 0
+		if err := s.members(names, spans); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -10,27 +10,42 @@ func vmOnly(p *Program) *Program {
 	return &Program{src: p.src, prog: p.prog, needs: p.needs, members: p.members}
 }
 
+var fastExprs = []string{
+	`value.a % 2 == 0`, `value.a * 2`, `value.a + value.b`, `value.a - value.b`, `value.a / value.b`,
+	`value.a % value.b`, `-value.a`, `!value.a`, `not value.c`, `value.a < value.b`, `value.a >= value.b`,
+	`value.a == value.b`, `value.a != value.b`, `value.a == nil`, `value.c && value.d`, `value.c || value.d`,
+	`value.c and value.a > 1`, `value.a ?? 7`, `value.c ? value.a : value.b`, `value.s + "x"`, `value.s + value.a`,
+	`value.s contains "b"`, `value.s startsWith value.t`, `value.s endsWith "c"`, `value.s < value.t`,
+	`key == "k1" && partition == 3`, `offset * 2 + 1`, `topic + raw`, `value?.a`, `value.a * 1.5`, `2 * 3 - 1`,
+	`value.a == "1"`, `value.c == true`, `value.o == nil`, `value.o`, `value.a > value.s`, `1 / 0`, `value.a % 0`,
+	`value.a == value.a`, `value.f < 1`, `value.big + 1`,
+}
+
+var fastValues = []string{
+	`{"a": 3, "b": 2, "c": true, "d": false, "s": "abc", "t": "ab", "f": 0.5, "o": {"x": 1}, "big": 123456789012345678901}`,
+	`{"a": 4.5, "b": 0, "c": false, "d": true, "s": "", "t": "zz", "f": -1e-9, "o": [1]}`,
+	`{"a": "1", "b": "2", "c": 1, "d": null, "s": 5, "t": "x", "big": 9223372036854775807}`,
+	`{"a": -9223372036854775808, "b": -1, "c": true, "d": true}`,
+	`{}`,
+}
+
 // TestFastMatchesVM is the fast path's contract: on every input it either
 // gives the VM's exact result (value and type) or defers to the VM.
 func TestFastMatchesVM(t *testing.T) {
-	exprs := []string{
-		`value.a % 2 == 0`, `value.a * 2`, `value.a + value.b`, `value.a - value.b`, `value.a / value.b`,
-		`value.a % value.b`, `-value.a`, `!value.a`, `not value.c`, `value.a < value.b`, `value.a >= value.b`,
-		`value.a == value.b`, `value.a != value.b`, `value.a == nil`, `value.c && value.d`, `value.c || value.d`,
-		`value.c and value.a > 1`, `value.a ?? 7`, `value.c ? value.a : value.b`, `value.s + "x"`, `value.s + value.a`,
-		`value.s contains "b"`, `value.s startsWith value.t`, `value.s endsWith "c"`, `value.s < value.t`,
-		`key == "k1" && partition == 3`, `offset * 2 + 1`, `topic + raw`, `value?.a`, `value.a * 1.5`, `2 * 3 - 1`,
-		`value.a == "1"`, `value.c == true`, `value.o == nil`, `value.o`, `value.a > value.s`, `1 / 0`, `value.a % 0`,
-		`value.a == value.a`, `value.f < 1`, `value.big + 1`,
+	for _, v := range fastValues {
+		checkFastMatchesVM(t, v)
 	}
-	values := []string{
-		`{"a": 3, "b": 2, "c": true, "d": false, "s": "abc", "t": "ab", "f": 0.5, "o": {"x": 1}, "big": 123456789012345678901}`,
-		`{"a": 4.5, "b": 0, "c": false, "d": true, "s": "", "t": "zz", "f": -1e-9, "o": [1]}`,
-		`{"a": "1", "b": "2", "c": 1, "d": null, "s": 5, "t": "x", "big": 9223372036854775807}`,
-		`{"a": -9223372036854775808, "b": -1, "c": true, "d": true}`,
-		`{}`,
+}
+
+func FuzzFastMatchesVM(f *testing.F) {
+	for _, v := range fastValues {
+		f.Add(v)
 	}
-	for _, src := range exprs {
+	f.Fuzz(checkFastMatchesVM)
+}
+
+func checkFastMatchesVM(t *testing.T, v string) {
+	for _, src := range fastExprs {
 		p, err := Compile(src)
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
@@ -40,7 +55,7 @@ func TestFastMatchesVM(t *testing.T) {
 			continue
 		}
 		slow := vmOnly(p)
-		for _, v := range values {
+		{
 			r := rec(v)
 			fe := NewEnv(p)
 			fe.Bind(r)

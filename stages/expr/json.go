@@ -49,13 +49,7 @@ func (s *scanner) unexpected() error {
 	return s.fail(fmt.Sprintf("unexpected %q", s.b[s.i]))
 }
 
-func (s *scanner) ws() {
-	b, i := s.b, s.i
-	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	s.i = i
-}
+func (s *scanner) ws() { s.i = skipWS(s.b, s.i) }
 
 // end checks that only whitespace follows the top-level value.
 func (s *scanner) end() error {
@@ -96,13 +90,19 @@ func (sp span) of(b []byte) []byte {
 // members finds the top-level members named in names and stores where
 // their raw JSON is in spans. Duplicate keys: the last wins, as in
 // encoding/json. A NotObjectError names names[0].
+//
+// It is the hot path of most expressions, so plain keys and numbers are
+// read inline; anything else goes through the general scanner.
 func (s *scanner) members(names []string, spans []span) error {
 	clear(spans)
-	s.ws()
-	if s.i >= len(s.b) {
+	b := s.b
+	i := skipWS(b, 0)
+	if i >= len(b) {
+		s.i = i
 		return s.fail("empty value")
 	}
-	if c := s.b[s.i]; c != '{' {
+	if c := b[i]; c != '{' {
+		s.i = i
 		if err := s.skip(); err != nil {
 			return err
 		}
@@ -111,45 +111,82 @@ func (s *scanner) members(names []string, spans []span) error {
 		}
 		return &NotObjectError{Member: names[0], Kind: kindOf(c)}
 	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		s.i = i + 1
 		return s.end()
 	}
 	for {
-		s.ws()
-		key, err := s.rawString()
-		if err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != '"' {
+			s.i = i
 			return s.unexpected()
 		}
-		s.i++
-		s.ws()
-		start := s.i
-		if err := s.skip(); err != nil {
-			return err
+		// A key of printable ASCII without escapes compares as is.
+		j := i + 1
+		for j < len(b) && b[j] >= 0x20 && b[j] < utf8.RuneSelf && b[j] != '"' && b[j] != '\\' {
+			j++
 		}
-		if idx := s.match(key, names); idx >= 0 {
-			spans[idx] = span{start, s.i}
+		idx := -1
+		if j < len(b) && b[j] == '"' {
+			key := b[i+1 : j]
+			for k, n := range names {
+				if string(key) == n {
+					idx = k
+				}
+			}
+			i = j + 1
+		} else {
+			s.i = i
+			raw, err := s.rawString()
+			if err != nil {
+				return err
+			}
+			idx = s.match(raw, names)
+			i = s.i
 		}
-		s.ws()
-		if s.i >= len(s.b) {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			s.i = i
 			return s.unexpected()
 		}
-		switch s.b[s.i] {
+		i = skipWS(b, i+1)
+		start := i
+		s.i = i
+		if i < len(b) && (b[i] == '-' || b[i] >= '0' && b[i] <= '9') {
+			if _, _, err := s.number(); err != nil {
+				return err
+			}
+		} else if err := s.skip(); err != nil {
+			return err
+		}
+		i = s.i
+		if idx >= 0 {
+			spans[idx] = span{start, i}
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			s.i = i
+			return s.unexpected()
+		}
+		switch b[i] {
 		case ',':
-			s.i++
+			i++
 		case '}':
-			s.i++
+			s.i = i + 1
 			return s.end()
 		default:
+			s.i = i
 			return s.unexpected()
 		}
 	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // match compares a raw (still quoted) key with names without allocating in

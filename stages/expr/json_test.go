@@ -48,8 +48,17 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeJSON(b)
-		if valid := json.Valid(b); valid != (err == nil) {
+		valid := json.Valid(b)
+		if valid != (err == nil) {
 			t.Fatalf("%q: json.Valid %v, our error %v", b, valid, err)
+		}
+		sc := scanner{b: b}
+		merr := sc.members([]string{"a"}, make([]span, 1))
+		if _, notObj := merr.(*NotObjectError); notObj {
+			merr = nil
+		}
+		if valid != (merr == nil) {
+			t.Fatalf("%q: json.Valid %v, members error %v", b, valid, merr)
 		}
 		if err != nil {
 			return

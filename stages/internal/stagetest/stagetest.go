@@ -109,11 +109,9 @@ func (s *Source) CheckAcks(t testing.TB) {
 	}
 }
 
-// AckedBefore reports whether batch i's ack fired while the watched sink
-// had written fewer than n records.
-func (s *Source) AckedBefore(i, n int) bool {
-	return s.fired[i].Load() > 0 && s.writtenAtAck[i].Load() < int64(n)
-}
+// WrittenAtAck is how many records the pipeline's sink had written when
+// batch i's ack fired.
+func (s *Source) WrittenAtAck(i int) int { return int(s.writtenAtAck[i].Load()) }
 
 // Sink collects what it is given. With Gate set, each Write waits for a
 // token first.

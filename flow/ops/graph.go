@@ -1,0 +1,80 @@
+package ops
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sluicedev/sluice/flow"
+)
+
+// graphState is what /graph.json serves: the DAG and each node's live
+// numbers.
+type graphState struct {
+	Pipeline string      `json:"pipeline"`
+	Time     time.Time   `json:"time"`
+	Nodes    []nodeState `json:"nodes"`
+}
+
+// nodeState is one node in /graph.json. Rates are records per second over
+// the last second or so; Fill, Buffered and Capacity describe the node's
+// input edge (zero for sources, which have none).
+type nodeState struct {
+	ID       string   `json:"id"`
+	Kind     string   `json:"kind"`
+	Type     string   `json:"type"`
+	Inputs   []string `json:"inputs"`
+	In       int64    `json:"in"`
+	Out      int64    `json:"out"`
+	Errors   int64    `json:"errors"`
+	InRate   float64  `json:"in_rate"`
+	OutRate  float64  `json:"out_rate"`
+	Fill     float64  `json:"fill"`
+	Buffered int64    `json:"buffered"`
+	Capacity int64    `json:"capacity"`
+	Running  bool     `json:"running"`
+}
+
+// graphSource reads a pipeline's shape once and its numbers on demand.
+type graphSource struct {
+	pipeline string
+	nodes    []flow.NodeInfo
+	stats    []*flow.NodeStats
+	rates    *rateTracker
+}
+
+func newGraphSource(p *flow.Pipeline) *graphSource {
+	nodes, stats := p.Nodes(), p.Stats()
+	return &graphSource{pipeline: p.Name(), nodes: nodes, stats: stats, rates: newRateTracker(len(stats))}
+}
+
+// state samples every node now.
+func (g *graphSource) state(now time.Time) graphState {
+	inRate, outRate := g.rates.update(g.stats, now)
+	st := graphState{Pipeline: g.pipeline, Time: now.UTC(), Nodes: make([]nodeState, len(g.nodes))}
+	for i, n := range g.nodes {
+		s := g.stats[i]
+		st.Nodes[i] = nodeState{
+			ID: n.ID, Kind: n.Kind.String(), Type: n.Type, Inputs: append([]string{}, n.Inputs...),
+			In: s.In.Load(), Out: s.Out.Load(), Errors: s.Errors.Load(),
+			InRate: inRate[i], OutRate: outRate[i],
+			Fill: s.Fill(), Buffered: s.Buffered(), Capacity: s.Capacity(),
+			Running: s.Running(),
+		}
+	}
+	return st
+}
+
+func (g *graphSource) jsonHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := json.Marshal(g.state(time.Now()))
+		if err != nil { // only NaN could do it; fills and rates are finite
+			http.Error(w, fmt.Sprintf("encoding graph: %v", err), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(append(body, '\n'))
+	})
+}

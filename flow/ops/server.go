@@ -1,0 +1,174 @@
+// Package ops serves a running pipeline's operational endpoints over HTTP:
+// Prometheus metrics, liveness and readiness probes, a live drawing of the
+// graph, and optionally pprof.
+//
+//	GET /metrics       Prometheus text format
+//	GET /healthz       200 "ok" while the process serves (never guarded)
+//	GET /readyz        200 "ready", or 503 naming each unready node and why
+//	GET /graph         HTML page: the DAG with live rates and buffer fill
+//	GET /graph.json    the data the page polls
+//	GET /debug/pprof/  only with settings.http.pprof: true
+//
+// With settings.http.token set, every endpoint but /healthz wants
+// "Authorization: Bearer <token>" and answers 401 with an empty body
+// otherwise.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicedev/sluice/flow"
+)
+
+// readHeaderTimeout bounds how long a client may take to send its request
+// headers, so idle half-open connections cannot pile up.
+const readHeaderTimeout = 10 * time.Second
+
+// Server is the HTTP listener of one pipeline run. Listen binds the port
+// before the pipeline is built (a busy port fails fast, before any
+// component starts), Serve starts answering once the pipeline exists, and
+// Stop ends it after the run.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	latency *Latency
+	ln      net.Listener
+
+	mu      sync.Mutex
+	srv     *http.Server
+	served  chan struct{} // closed when the Serve goroutine returned
+	stopped bool
+}
+
+// Listen binds cfg.Listen. The error names the setting; a port in use says
+// so plainly.
+func Listen(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := checkListen(cfg.Listen); err != nil || cfg.Listen == "" {
+		if err == nil {
+			err = errors.New(`listener is off ("")`)
+		}
+		return nil, fmt.Errorf("settings.http.listen %q: %w", cfg.Listen, err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("settings.http.listen %s: address already in use (another sluice?): pick another port, or \"\" to turn the listener off", cfg.Listen)
+		}
+		return nil, fmt.Errorf("settings.http.listen %s: %w", cfg.Listen, err)
+	}
+	s := &Server{cfg: cfg, log: log, latency: NewLatency(), ln: ln}
+	log.Info("http listening", "addr", ln.Addr().String(),
+		"endpoints", "/metrics /healthz /readyz /graph", "token", cfg.Token != "", "pprof", cfg.Pprof)
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && cfg.Token == "" {
+		log.Warn("http listener is reachable from other hosts and has no settings.http.token", "addr", ln.Addr().String())
+	}
+	return s, nil
+}
+
+// Addr is the address the server is bound to (the real port when
+// cfg.Listen asked for port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Observer is the batch latency histogram to hand to the pipeline with
+// flow.WithObserver, so /metrics can export it.
+func (s *Server) Observer() *Latency { return s.latency }
+
+// Serve starts answering requests about p in a goroutine Stop ends.
+func (s *Server) Serve(p *flow.Pipeline) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.srv != nil {
+		return errors.New("ops: Serve after Stop or twice")
+	}
+	s.srv = &http.Server{
+		Handler:           Handler(p, s.cfg, s.latency, s.log),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http listener failed", "addr", s.ln.Addr().String(), "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop lets requests in flight finish until ctx ends, then closes every
+// connection, and returns once nothing is left running. Stop is safe to
+// call more than once and without Serve.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	if s.srv == nil {
+		return s.ln.Close()
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// Past the deadline (a long pprof profile, a stuck client):
+		// cut the connections rather than outlive the pipeline.
+		err = errors.Join(err, s.srv.Close())
+	}
+	<-s.served
+	return err
+}
+
+// Handler serves every endpoint for p; Server uses it, and a program
+// embedding sluice may mount it on a server of its own. latency may be
+// nil (no batch histogram).
+func Handler(p *flow.Pipeline, cfg Config, latency *Latency, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := newRegistry(p, latency, log)
+	graph := newGraphSource(p)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		// One broken component collector must not hide every other metric.
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}))
+	mux.HandleFunc("GET "+openPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /readyz", readyHandler(p))
+	mux.Handle("GET /graph", pageHandler(graph, cfg.Token != ""))
+	mux.Handle("GET /graph.json", graph.jsonHandler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "sluice pipeline %s\n\n/metrics\n/healthz\n/readyz\n/graph\n/graph.json\n", p.Name())
+		if cfg.Pprof {
+			fmt.Fprintln(w, "/debug/pprof/")
+		}
+	})
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return requireToken(cfg.Token, mux)
+}
