@@ -8,12 +8,13 @@
 #                      the note in scripts/kafka.sh)
 #   graphviz           `dot`
 #   protobuf-compiler  `protoc`
+#   chromium           headless browser for the /graph page test (flow/ops)
 #   openjdk-17-jre-headless, maven
 #                      to fetch and run the Kafka broker (scripts/kafka.sh); only
 #                      installed if java/mvn are missing altogether
 set -euo pipefail
 
-packages=(kcat graphviz protobuf-compiler)
+packages=(kcat graphviz protobuf-compiler chromium docker-compose)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -2,18 +2,26 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/flow/ops"
 	"github.com/sluicedev/sluice/flow/registry"
 )
+
+// httpStopTimeout bounds how long requests in flight (a scrape, a pprof
+// profile) may hold up the exit after the pipeline ended.
+const httpStopTimeout = 2 * time.Second
 
 type runFlags struct {
 	sets       []string
@@ -115,6 +123,33 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 		}
 		return err
 	}
+	httpCfg, err := ops.ConfigFrom(f.Settings)
+	if err != nil {
+		return config.Errors{{Pos: config.Pos{File: path}, Msg: err.Error()}}
+	}
+	var srv *ops.Server
+	var buildOpts []flow.Option
+	if httpCfg.Enabled() {
+		// Bound before anything is built: a busy port fails at once.
+		srv, err = ops.Listen(ctx, httpCfg, log)
+		switch {
+		case errors.Is(err, ops.ErrAddrInUse) && httpCfg.Listen == ops.DefaultListen:
+			// The default port is a convenience, not a requirement: a
+			// second pipeline on this host runs without a listener.
+			log.Warn("http listener off: the default port is taken; set settings.http.listen to serve metrics", "err", err)
+		case err != nil:
+			return err
+		default:
+			defer func() {
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpStopTimeout)
+				defer cancel()
+				if err := srv.Stop(stopCtx); err != nil {
+					log.Warn("http listener stopped with requests in flight", "err", err)
+				}
+			}()
+			buildOpts = append(buildOpts, flow.WithObserver(srv.Observer()))
+		}
+	}
 	if fl.dev {
 		stop, err := startDevBroker(ctx, devBrokerAddr, kafkaTopics(f), log)
 		if err != nil {
@@ -123,9 +158,12 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 		defer stop()
 		env.DevBrokers = []string{devBrokerAddr}
 	}
-	p, err := config.Build(f, env)
+	p, err := config.Build(f, env, buildOpts...)
 	if err != nil {
 		return err
+	}
+	if srv != nil {
+		srv.Serve(p)
 	}
 
 	log.Info("pipeline running", "pipeline", p.Name(), "file", path, "nodes", len(p.Nodes()))

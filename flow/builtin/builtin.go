@@ -17,4 +17,7 @@ import (
 
 	// Stages.
 	_ "github.com/sluicedev/sluice/stages"
+
+	// Plugin stages (type: plugin).
+	_ "github.com/sluicedev/sluice/plugins/host"
 )

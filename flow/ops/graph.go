@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -64,6 +65,22 @@ func (g *graphSource) state(now time.Time) graphState {
 		}
 	}
 	return st
+}
+
+// sample reads the counters every interval until ctx ends, so rates are
+// current even before anyone asks.
+func (g *graphSource) sample(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	g.rates.update(g.stats, time.Now())
+	for {
+		select {
+		case now := <-t.C:
+			g.rates.update(g.stats, now)
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (g *graphSource) jsonHandler() http.Handler {

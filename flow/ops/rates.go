@@ -15,9 +15,9 @@ const minRateWindow = 500 * time.Millisecond
 type counts struct{ in, out int64 }
 
 // rateTracker turns counters into records per second over the interval
-// between two readings at least minRateWindow apart. It samples when asked
-// (each /graph.json request) instead of on a timer, so nothing runs while
-// nobody looks, and the rates are as fresh as the page polling them.
+// between two readings at least minRateWindow apart. Server's sampler
+// reads every second; every /graph.json request reads too, so a Handler
+// mounted without a sampler still has rates.
 type rateTracker struct {
 	mu      sync.Mutex
 	at      time.Time // when prev was read

@@ -32,9 +32,17 @@ import (
 	"github.com/sluicedev/sluice/flow"
 )
 
+// ErrAddrInUse is wrapped by Listen's error when another process holds
+// the port, so a caller can tell a busy default port from a broken config.
+var ErrAddrInUse = errors.New("address already in use")
+
 // readHeaderTimeout bounds how long a client may take to send its request
 // headers, so idle half-open connections cannot pile up.
 const readHeaderTimeout = 10 * time.Second
+
+// sampleEvery is how often the server reads the counters for rates, so
+// a page opened now shows the last second's rates at once.
+const sampleEvery = time.Second
 
 // Server is the HTTP listener of one pipeline run. Listen binds the port
 // before the pipeline is built (a busy port fails fast, before any
@@ -46,10 +54,12 @@ type Server struct {
 	latency *Latency
 	ln      net.Listener
 
-	mu      sync.Mutex
-	srv     *http.Server
-	served  chan struct{} // closed when the Serve goroutine returned
-	stopped bool
+	mu          sync.Mutex
+	srv         *http.Server
+	served      chan struct{} // closed when the Serve goroutine returned
+	stopSampler context.CancelFunc
+	sampled     chan struct{} // closed when the sampler returned
+	stopped     bool
 }
 
 // Listen binds cfg.Listen. The error names the setting; a port in use says
@@ -58,17 +68,17 @@ func Listen(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := checkListen(cfg.Listen); err != nil || cfg.Listen == "" {
-		if err == nil {
-			err = errors.New(`listener is off ("")`)
-		}
+	if !cfg.Enabled() {
+		return nil, errors.New(`ops: Listen with settings.http.listen "" (the listener is off)`)
+	}
+	if err := checkListen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("settings.http.listen %q: %w", cfg.Listen, err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("settings.http.listen %s: address already in use (another sluice?): pick another port, or \"\" to turn the listener off", cfg.Listen)
+			return nil, fmt.Errorf("settings.http.listen %s: %w (another sluice?): pick another port, or \"\" to turn the listener off", cfg.Listen, ErrAddrInUse)
 		}
 		return nil, fmt.Errorf("settings.http.listen %s: %w", cfg.Listen, err)
 	}
@@ -89,18 +99,26 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // flow.WithObserver, so /metrics can export it.
 func (s *Server) Observer() *Latency { return s.latency }
 
-// Serve starts answering requests about p in a goroutine Stop ends.
-func (s *Server) Serve(p *flow.Pipeline) error {
+// Serve starts answering requests about p in goroutines Stop ends. Only
+// the first call after Listen counts; after Stop it does nothing.
+func (s *Server) Serve(p *flow.Pipeline) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped || s.srv != nil {
-		return errors.New("ops: Serve after Stop or twice")
+		return
 	}
+	handler, graph := newHandler(p, s.cfg, s.latency, s.log)
 	s.srv = &http.Server{
-		Handler:           Handler(p, s.cfg, s.latency, s.log),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopSampler, s.sampled = cancel, make(chan struct{})
+	go func() {
+		defer close(s.sampled)
+		graph.sample(ctx, sampleEvery)
+	}()
 	s.served = make(chan struct{})
 	go func() {
 		defer close(s.served)
@@ -108,12 +126,12 @@ func (s *Server) Serve(p *flow.Pipeline) error {
 			s.log.Error("http listener failed", "addr", s.ln.Addr().String(), "err", err)
 		}
 	}()
-	return nil
 }
 
 // Stop lets requests in flight finish until ctx ends, then closes every
-// connection, and returns once nothing is left running. Stop is safe to
-// call more than once and without Serve.
+// connection (a handler still running then sees its request's context
+// end), and returns once the serving goroutine did. Stop is safe to call
+// more than once and without Serve.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,6 +142,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.srv == nil {
 		return s.ln.Close()
 	}
+	s.stopSampler()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		// Past the deadline (a long pprof profile, a stuck client):
@@ -131,13 +150,19 @@ func (s *Server) Stop(ctx context.Context) error {
 		err = errors.Join(err, s.srv.Close())
 	}
 	<-s.served
+	<-s.sampled
 	return err
 }
 
-// Handler serves every endpoint for p; Server uses it, and a program
-// embedding sluice may mount it on a server of its own. latency may be
-// nil (no batch histogram).
+// Handler serves every endpoint for p, for a program embedding sluice to
+// mount on a server of its own (rates are then sampled per /graph.json
+// request). latency may be nil (no batch histogram).
 func Handler(p *flow.Pipeline, cfg Config, latency *Latency, log *slog.Logger) http.Handler {
+	h, _ := newHandler(p, cfg, latency, log)
+	return h
+}
+
+func newHandler(p *flow.Pipeline, cfg Config, latency *Latency, log *slog.Logger) (http.Handler, *graphSource) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -170,5 +195,5 @@ func Handler(p *flow.Pipeline, cfg Config, latency *Latency, log *slog.Logger) h
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return requireToken(cfg.Token, mux)
+	return requireToken(cfg.Token, mux), graph
 }
