@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/flow/registry"
 	"github.com/sluicedev/sluice/plugins/host"
@@ -212,6 +214,25 @@ func TestCrashIsIsolatedToThePoisonRecord(t *testing.T) {
 	s := st.Stats()
 	if s.Poisoned != 1 || s.Restarts < 2 {
 		t.Fatalf("stats %+v, want 1 poisoned record and restarts", s)
+	}
+	// Bisecting restarted the plugin several times within seconds.
+	if err := st.Ready(); s.Restarts >= 3 && (err == nil || !strings.Contains(err.Error(), "crash loop")) {
+		t.Errorf("Ready() = %v after %d quick restarts, want a crash loop", err, s.Restarts)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(st)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restarts float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_plugin_restarts_total" {
+			restarts = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if restarts != float64(s.Restarts) {
+		t.Errorf("sluice_plugin_restarts_total = %v, want %d", restarts, s.Restarts)
 	}
 	if src.acked.Load() != 2000 {
 		t.Fatalf("acked %d, want 2000", src.acked.Load())

@@ -105,7 +105,7 @@ func (in *instance) run() {
 			return
 		}
 		p.kill()
-		s.restarts.Add(1)
+		s.noteRestart()
 		if out.progress {
 			strikes, idleDeaths = 0, 0
 		}

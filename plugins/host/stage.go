@@ -53,6 +53,7 @@ type Stage struct {
 	failErr  error
 
 	restarts, poisoned, hangs atomic.Int64
+	restartTimes              []time.Time // the last few, guarded by mu
 }
 
 var (
