@@ -22,11 +22,26 @@ import (
 // whatever was built is closed. opts are applied after the file's settings
 // (the host's additions, such as flow.WithObserver).
 func Build(f *File, env *registry.Env, opts ...flow.Option) (*flow.Pipeline, error) {
+	return BuildReplacing(f, env, nil, opts...)
+}
+
+// Replacer returns the component (a flow.Source, flow.Stage or flow.Sink
+// of the node's kind) to use for node n instead of building it from its
+// Spec, or nil to build it as configured.
+type Replacer func(n Node) any
+
+// BuildReplacing is Build with the components replace returns standing in
+// for the configured ones. A replaced node is still checked against its
+// Spec and keeps its inputs, buffer, parallelism and error policy; only
+// its Spec's Build is not run. `sluice test` swaps sources and sinks for
+// in-memory ones this way, keeping the stages as configured.
+func BuildReplacing(f *File, env *registry.Env, replace Replacer, opts ...flow.Option) (*flow.Pipeline, error) {
 	if f == nil {
 		return nil, Errors{{Msg: "config: Build needs a File"}}
 	}
 	b := newBuilder(f, env)
 	b.extra = opts
+	b.replace = replace
 	p := b.build()
 	if len(b.errs) > 0 {
 		b.errs = append(b.errs, b.closeAll()...)
@@ -53,6 +68,7 @@ type builder struct {
 	env      registry.Env
 	settings *registry.Conf
 	extra    []flow.Option // the host's pipeline options, applied last
+	replace  Replacer      // may be nil
 	check    *checker
 	errs     Errors
 
@@ -145,17 +161,32 @@ func (b *builder) component(bn *builtNode) any {
 			conf.Values[f.Name] = v
 		}
 	}
-	v, err := safeBuild(spec, conf)
+	var v any
+	if b.replace != nil {
+		v = b.replace(*n)
+	}
+	var err error
+	if v == nil {
+		v, err = safeBuild(spec, conf)
+	}
 	if cl, ok := v.(flow.Closer); ok {
 		bn.closer = cl
 	}
 	if err != nil {
-		var fe *registry.FieldError
-		if errors.As(err, &fe) && fe.Field != "" {
-			at := append(bn.at[:len(bn.at):len(bn.at)], strings.Split(fe.Field, ".")...)
-			b.errs.add(b.check.pos(at, false), "%s%v", at.prefix(), fe.Err)
-		} else {
-			b.errs.add(n.Pos, "%s%v", bn.at.prefix(), err)
+		// A Build may report several problems at once (errors.Join), e.g. a
+		// plugin refusing several config fields: point at each.
+		leaves := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			leaves = j.Unwrap()
+		}
+		for _, err := range leaves {
+			var fe *registry.FieldError
+			if errors.As(err, &fe) && fe.Field != "" {
+				at := append(bn.at[:len(bn.at):len(bn.at)], strings.Split(fe.Field, ".")...)
+				b.errs.add(b.check.pos(at, false), "%s%v", at.prefix(), fe.Err)
+			} else {
+				b.errs.add(n.Pos, "%s%v", bn.at.prefix(), err)
+			}
 		}
 		return nil
 	}
