@@ -129,7 +129,7 @@ func TestShippedConfigs(t *testing.T) {
 		rel, _ := filepath.Rel(repoDir, f)
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			// --dev: the quickstart's kafka nodes name no brokers on purpose.
-			code, stdout, stderr := run(t, 60*time.Second, nil, "validate", "--dev", rel)
+			code, stdout, stderr := run(t, 60*time.Second, nil, "validate", "--dev", "--plugins-dir", pluginBins(t), rel)
 			if code != 0 {
 				t.Fatalf("validate exit %d:\n%s%s", code, stdout, stderr)
 			}

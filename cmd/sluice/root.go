@@ -49,7 +49,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageErrorf("%v; run '%s --help'", err, cmd.CommandPath())
 	})
-	root.AddCommand(newRunCmd(), newValidateCmd(), newTestCmd(), newGraphCmd(), newSchemaCmd(), newDocsCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newTestCmd(), newGraphCmd(), newSchemaCmd(), newDocsCmd(), newPluginCmd(), newVersionCmd())
 	return root
 }
 

@@ -82,7 +82,8 @@ func newEnv(ctx context.Context, path, plugins string, log *slog.Logger) *regist
 	if abs, err := filepath.Abs(base); err == nil {
 		base = abs
 	}
-	return &registry.Env{Context: ctx, Logger: log, PluginDirs: []string{plugins}, BaseDir: base}
+	// Like PATH: several directories separated by the OS list separator.
+	return &registry.Env{Context: ctx, Logger: log, PluginDirs: filepath.SplitList(plugins), BaseDir: base}
 }
 
 func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer) error {

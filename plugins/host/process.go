@@ -83,6 +83,29 @@ func newLauncher(cfg *Config) (*launcher, error) {
 // start launches a process and runs Info and Configure. A *ConfigError
 // means the plugin runs but refused its config.
 func (l *launcher) start(ctx context.Context) (*process, error) {
+	p, err := l.spawn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
+	defer cancel()
+	res, err := p.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: l.configJSON})
+	if err != nil {
+		p.kill()
+		return nil, fmt.Errorf("plugin %s: Configure: %w", l.cfg.Path, err)
+	}
+	if len(res.GetErrors()) > 0 {
+		p.kill()
+		return nil, &ConfigError{Errors: res.GetErrors()}
+	}
+	info := p.info
+	p.log.Debug("plugin started", "pid", p.pid(), "name", info.GetName(), "version", info.GetVersion(), "sdk", info.GetSdk())
+	return p, nil
+}
+
+// spawn launches a process and runs Info: a plugin of this protocol
+// version, not configured yet.
+func (l *launcher) spawn(ctx context.Context) (*process, error) {
 	cfg := l.cfg
 	if cfg.SHA256 != "" {
 		if err := checkSHA256(cfg.Path, cfg.SHA256); err != nil {
@@ -139,14 +162,6 @@ func (l *launcher) start(ctx context.Context) (*process, error) {
 			cfg.Path, info.GetProtocolVersion(), wire.ProtocolVersion))
 	}
 	p.info = info
-	res, err := p.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: l.configJSON})
-	if err != nil {
-		return fail(fmt.Errorf("plugin %s: Configure: %w", cfg.Path, err))
-	}
-	if len(res.GetErrors()) > 0 {
-		return fail(&ConfigError{Errors: res.GetErrors()})
-	}
-	log.Debug("plugin started", "pid", p.pid(), "name", info.GetName(), "version", info.GetVersion(), "sdk", info.GetSdk())
 	return p, nil
 }
 

@@ -99,7 +99,13 @@ func New(t testing.TB, p sdk.Plugin, opts ...sdk.Option) *Plugin {
 // into t.TempDir() and returns the binary's path.
 func Build(t testing.TB, dir string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), filepath.Base(dir))
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	// Base of the absolute path: Build(t, ".") names the binary after the
+	// directory, not ".".
+	out := filepath.Join(t.TempDir(), filepath.Base(abs))
 	cmd := exec.Command("go", "build", "-o", out, ".")
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
