@@ -45,7 +45,10 @@ const (
 
 // Defaults used when neither pipeline nor node says otherwise.
 const (
-	DefaultBuffer       = 1024
+	// DefaultBuffer is large enough for a sink to get a few thousand
+	// records per write (it coalesces what queued on its edge), which is
+	// what Kafka throughput needs; ~1 MB per edge at 100-byte records.
+	DefaultBuffer       = 4096
 	DefaultDrainTimeout = 30 * time.Second
 	DefaultSinkBatch    = 4096
 )

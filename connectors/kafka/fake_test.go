@@ -159,7 +159,7 @@ func TestFakeFailedRecordIsNeverCommitted(t *testing.T) {
 func TestFakeSinkRoundTrip(t *testing.T) {
 	const topic, n = "out", 10000
 	broker := fakeCluster(t, 4, topic)
-	sink, err := NewSink(SinkConfig{ID: "sink", Brokers: []string{broker}, Topic: topic, Logger: testLogger()})
+	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: topic, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

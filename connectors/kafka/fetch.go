@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -35,6 +36,9 @@ type partitionReader struct {
 	// committed is the last offset committed for this assignment, -1 if
 	// none yet. Only the generation's committer touches it.
 	committed int64
+	// highWater is the partition's high watermark from the last fetch,
+	// for the lag metric.
+	highWater atomic.Int64
 	stopped   chan struct{} // closed when run returns: no more Emit calls
 
 	failOnce sync.Once
@@ -85,7 +89,7 @@ func (p *partitionReader) run(ctx context.Context, out flow.Emitter) {
 		if at, blocked := p.track.blocked(); blocked {
 			// Emitting more would only produce records that can never be
 			// committed; the pipeline is failing anyway.
-			log.Error("kafka source: partition stopped after a failed record; its offset stays below it", "offset", at)
+			log.Warn("kafka source: partition stopped after a failed record; its commits stay below it", "offset", at)
 			<-ctx.Done()
 			return
 		}
@@ -208,6 +212,7 @@ func (p *partitionReader) fetch(conn *kafka.Conn, offset int64) ([]flow.Record, 
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.MaxWait + fetchSlack))
 	b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: cfg.MinBytes, MaxBytes: cfg.MaxBytes, MaxWait: cfg.MaxWait})
+	p.highWater.Store(b.HighWaterMark())
 	var recs []flow.Record
 	origin := flow.Origin{Source: cfg.ID, Topic: p.topic, Partition: int32(p.partition)}
 	for {

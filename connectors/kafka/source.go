@@ -41,7 +41,8 @@ const (
 const authAttempts = 3
 
 // joinBackoff paces retries of joining the group while brokers are down.
-var joinBackoff = flow.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
+// Capped low so a member rejoins within seconds of the brokers' return.
+var joinBackoff = flow.Backoff{Initial: 500 * time.Millisecond, Max: 5 * time.Second}
 
 // SourceConfig configures a Source. Zero values take the defaults above.
 type SourceConfig struct {

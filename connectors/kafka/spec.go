@@ -108,7 +108,6 @@ func buildSink(c *registry.Conf) (any, error) {
 		retries = -1 // SinkConfig's zero means the default
 	}
 	return NewSink(SinkConfig{
-		ID:          c.ID,
 		Brokers:     brokers,
 		Topic:       c.String("topic"),
 		TopicExpr:   c.String("topic_expr"),
