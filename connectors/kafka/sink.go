@@ -43,7 +43,10 @@ const (
 const (
 	DefaultSinkBatchSize  = 1000
 	DefaultSinkBatchBytes = 1 << 20
-	DefaultLinger         = 5 * time.Millisecond
+	// Write is synchronous and the engine hands it everything queued on
+	// the edge at once, so waiting for more only adds latency; 0 would
+	// mean kafka-go's 1 s.
+	DefaultLinger = time.Millisecond
 	// About two minutes of retries at the capped backoff: long enough to
 	// ride out a broker restart (the Java producer's delivery.timeout.ms
 	// is two minutes too).
