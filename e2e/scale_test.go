@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,11 +75,11 @@ sinks:
 // each partition's records must keep their offset order. With all three
 // processes up throughout, no record may be delivered twice.
 func TestScaleOutThreeProcesses(t *testing.T) {
-	broker := scaleBroker(t)
+	broker := kafkaEnv(t, "SLUICE_KAFKA_BROKERS")
 	const procs, parts, n = 3, 6, 200_000
-	topic, group := scaleName(t, "in"), scaleName(t, "g")
-	scaleCreateTopic(t, broker, topic, parts)
-	cl := scaleClient(t, broker)
+	topic, group := kafkaName(t, "in"), kafkaName(t, "g")
+	createTopic(t, broker, topic, parts)
+	cl := kafkaClient(t, broker)
 
 	dir := t.TempDir()
 	config := writeFile(t, dir, "scale-out.yaml", scaleOutPipeline)
@@ -176,7 +175,7 @@ func TestScaleOutThreeProcesses(t *testing.T) {
 // (its inputs wired to its consumers); the full file runs when the redact
 // plugin exists and must remove the personal data.
 func TestComposeDemoPipeline(t *testing.T) {
-	broker := scaleBroker(t)
+	broker := kafkaEnv(t, "SLUICE_KAFKA_BROKERS")
 	const orders = 2000
 
 	t.Run("kafka", func(t *testing.T) {
@@ -228,10 +227,10 @@ type scaleDemoOrder struct {
 // holds every order exactly once with its total computed and its key kept.
 func scaleRunDemo(t *testing.T, broker string, orders int, config string, args ...string) []scaleDemoOrder {
 	t.Helper()
-	in, out, group := scaleName(t, "orders"), scaleName(t, "enriched"), scaleName(t, "g")
-	scaleCreateTopic(t, broker, in, 6)
-	scaleCreateTopic(t, broker, out, 6)
-	cl := scaleClient(t, broker)
+	in, out, group := kafkaName(t, "orders"), kafkaName(t, "enriched"), kafkaName(t, "g")
+	createTopic(t, broker, in, 6)
+	createTopic(t, broker, out, 6)
+	cl := kafkaClient(t, broker)
 	env := []string{"KAFKA_BROKERS=" + broker, "ORDERS_TOPIC=" + in, "ENRICHED_TOPIC=" + out, "GROUP=" + group,
 		"HTTP_LISTEN=127.0.0.1:0", "COUNT=" + strconv.Itoa(orders), "RATE=0"}
 
@@ -329,61 +328,6 @@ func scaleWithoutPlugins(t *testing.T, path string) string {
 	return writeFile(t, t.TempDir(), filepath.Base(path), string(out))
 }
 
-// scaleBroker returns the PLAINTEXT broker of scripts/kafka.sh. Without
-// it, -short skips and a full run fails.
-func scaleBroker(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("SLUICE_KAFKA_BROKERS"); b != "" {
-		return b
-	}
-	const msg = "KAFKA: SLUICE_KAFKA_BROKERS is not set; this test needs the real broker: " +
-		"run `scripts/kafka.sh start && eval \"$(scripts/kafka.sh env)\"`"
-	if testing.Short() {
-		t.Skip("SKIPPING (-short) " + msg)
-	}
-	t.Fatal(msg)
-	return ""
-}
-
-// scaleName makes a topic or group name unique to this test run.
-func scaleName(t *testing.T, what string) string {
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	return fmt.Sprintf("e2e-%s-%s-%d", name, what, time.Now().UnixNano())
-}
-
-func scaleClient(t *testing.T, broker string) *kafka.Client {
-	tr := &kafka.Transport{MetadataTTL: time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: tr}
-}
-
-// scaleCreateTopic creates a topic through the controller and waits until
-// every partition has a leader.
-func scaleCreateTopic(t *testing.T, broker, topic string, partitions int) {
-	t.Helper()
-	c, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctl, err := c.Controller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctl.Host, strconv.Itoa(ctl.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-	eventually(t, 30*time.Second, "topic "+topic+" to have leaders", func() bool {
-		ps, err := c.ReadPartitions(topic)
-		return err == nil && len(ps) == partitions && !slices.ContainsFunc(ps, func(p kafka.Partition) bool { return p.Leader.ID < 0 })
-	})
-}
-
 // scaleProduce writes n records with unique keys "order-<id>" and values
 // {"id":<id>}, spread over the partitions by murmur2 of the key.
 func scaleProduce(t *testing.T, broker, topic string, n int) {
@@ -415,39 +359,10 @@ func scaleProduce(t *testing.T, broker, topic string, n int) {
 			t.Fatalf("producing records %d..%d: %v", lo, lo+len(msgs)-1, err)
 		}
 	}
-	if got := scaleWritten(t, scaleClient(t, broker), topic); got != n {
+	if got := scaleWritten(t, kafkaClient(t, broker), topic); got != n {
 		t.Fatalf("topic %s holds %d records after producing %d", topic, got, n)
 	}
 	t.Logf("produced %d records in %s", n, time.Since(began).Round(time.Millisecond))
-}
-
-// scaleEnds returns each partition's high watermark.
-func scaleEnds(ctx context.Context, cl *kafka.Client, topic string) (map[int]int64, error) {
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, err
-	}
-	var req []kafka.OffsetRequest
-	for _, tp := range md.Topics {
-		if tp.Error != nil {
-			return nil, tp.Error
-		}
-		for _, p := range tp.Partitions {
-			req = append(req, kafka.LastOffsetOf(p.ID))
-		}
-	}
-	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
-	if err != nil {
-		return nil, err
-	}
-	ends := map[int]int64{}
-	for _, p := range res.Topics[topic] {
-		if p.Error != nil {
-			return nil, p.Error
-		}
-		ends[p.Partition] = p.LastOffset
-	}
-	return ends, nil
 }
 
 // scaleWritten is how many records a topic holds.
@@ -455,7 +370,7 @@ func scaleWritten(t *testing.T, cl *kafka.Client, topic string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := scaleEnds(ctx, cl, topic)
+	ends, err := endOffsets(ctx, cl, topic)
 	if err != nil {
 		t.Fatalf("end offsets of %s: %v", topic, err)
 	}
@@ -536,7 +451,7 @@ func scaleReadTopic(t *testing.T, broker, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ends, err := scaleEnds(ctx, scaleClient(t, broker), topic)
+	ends, err := endOffsets(ctx, kafkaClient(t, broker), topic)
 	if err != nil {
 		t.Fatalf("end offsets of %s: %v", topic, err)
 	}

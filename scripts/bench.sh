@@ -33,7 +33,7 @@ echo
 printf '%-58s %s\n' BENCHMARK METRICS
 awk '{
 	name=$1; sub(/-[0-9]+$/, "", name); line="";
-	for (i = 3; i < NF; i++) if ($(i+1) ~ /^[a-zA-Z%\/-]+$/ && $(i+1) != "ns/op" && $(i+1) != "B/op" && $(i+1) != "allocs/op") { line = line sprintf("%s=%s  ", $(i+1), $i); i++ }
+	for (i = 3; i < NF; i++) if ($(i+1) ~ /^[a-zA-Z%\/][a-zA-Z0-9%\/-]*$/ && $(i+1) != "ns/op" && $(i+1) != "B/op" && $(i+1) != "allocs/op") { line = line sprintf("%s=%s  ", $(i+1), $i); i++ }
 	printf "%-58s %s\n", name, line
 }' "$out"
 
@@ -46,7 +46,7 @@ ratio() { # label numerator denominator (benchmark names without -N)
 }
 ratio "sluice vs go-streams (gen->map->filter->discard)" BenchmarkChain/sluice BenchmarkChain/gostreams
 ratio "sluice vs raw kafka-go (kafka->map->kafka)" BenchmarkKafkaPipeline/sluice BenchmarkKafkaPipeline/kafka-go
-for size in 100B 1KiB; do
+for size in 100B 1024B; do
 	ratio "plugin vs naive go-plugin stream ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/naive"
 	ratio "plugin vs in-process stage ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/inprocess"
 done
