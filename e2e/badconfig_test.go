@@ -63,6 +63,13 @@ sinks:
   a: {type: discard, inputs: [gen]}
   b: {type: discard, inputs: [a]}
 `, nil, []string{`FILE:6:31: sinks.b.inputs: input "a" is a sink`}},
+		{"malformed http listen address", `
+settings: {http: {listen: "nonsense"}}
+sources:
+  gen: {type: generate, count: 10}
+sinks:
+  out: {type: discard, inputs: [gen]}
+`, nil, []string{`FILE: settings.http.listen "nonsense": want host:port`}},
 		{"syntax error", "sources:\n  gen: {type: generate\nsinks: [\n", nil, []string{"FILE:"}},
 	}
 	for _, c := range cases {

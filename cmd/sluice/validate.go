@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/flow/ops"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -39,6 +40,10 @@ every problem as file:line:col: message, and exits 2 on any problem.`,
 			f, err := config.Load(path, opts)
 			if err != nil {
 				return err
+			}
+			// As run would: a malformed listen address is a config error.
+			if _, err := ops.ConfigFrom(f.Settings); err != nil {
+				return config.Errors{{Pos: config.Pos{File: path}, Msg: err.Error()}}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), summary(f))
 			return nil
