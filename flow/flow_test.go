@@ -325,3 +325,18 @@ func TestValidateReportsAll(t *testing.T) {
 		}
 	}
 }
+
+type readyProc struct{ flow.ProcessFunc }
+
+func (readyProc) Ready() error { return errors.New("warming up") }
+
+// Capabilities of a processor stay visible through ProcessorStage.
+func TestComponentSeesThroughProcessorStage(t *testing.T) {
+	p := flow.New("t").Source("gen", &counter{n: 1, size: 1}).
+		Stage("r", flow.ProcessorStage(readyProc{pass}), flow.Inputs("gen")).
+		Sink("out", &collect{}, flow.Inputs("r"))
+	r, ok := p.Component("r").(flow.Readier)
+	if !ok || r.Ready() == nil {
+		t.Fatalf("Component(r) = %T, want the processor with its Readier", p.Component("r"))
+	}
+}

@@ -233,7 +233,7 @@ type NodeInfo struct {
 
 // Component returns the Source, Stage or Sink added under id (nil if none),
 // so the host process can look for optional capabilities such as Readier
-// or a metrics collector.
+// or a metrics collector. For a ProcessorStage it returns the Processor.
 func (p *Pipeline) Component(id string) any {
 	n, ok := p.byID[id]
 	if !ok {
@@ -243,6 +243,9 @@ func (p *Pipeline) Component(id string) any {
 	case KindSource:
 		return n.source
 	case KindStage:
+		if w, ok := n.stage.(interface{ processor() Processor }); ok {
+			return w.processor()
+		}
 		return n.stage
 	}
 	return n.sink

@@ -549,6 +549,8 @@ func ProcessorStage(p Processor) Stage {
 
 type processorStage struct{ p Processor }
 
+func (s processorStage) processor() Processor { return s.p }
+
 type closingProcessorStage struct{ processorStage }
 
 func (s closingProcessorStage) Close(ctx context.Context) error { return s.p.(Closer).Close(ctx) }

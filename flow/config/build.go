@@ -200,11 +200,7 @@ func (b *builder) component(bn *builtNode) any {
 		case flow.Stage:
 			return s
 		case flow.Processor:
-			if cl, ok := s.(flow.Closer); ok {
-				// ProcessorStage hides Close from the engine; keep it.
-				return closingStage{flow.ProcessorStage(s), cl}
-			}
-			return flow.ProcessorStage(s)
+			return flow.ProcessorStage(s) // keeps Close if s has one
 		}
 	case flow.KindSink:
 		if s, ok := v.(flow.Sink); ok {
@@ -241,11 +237,6 @@ func safeBuild(spec registry.Spec, conf *registry.Conf) (v any, err error) {
 		err = fmt.Errorf("%s type %q built nothing", conf.Kind, spec.Type)
 	}
 	return v, err
-}
-
-type closingStage struct {
-	flow.Stage
-	flow.Closer
 }
 
 // add puts the node into the pipeline, or a placeholder when it could not
