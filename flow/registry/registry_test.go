@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -25,9 +27,11 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestRegisterTwicePanics(t *testing.T) {
-	s := Spec{Kind: flow.KindSink, Type: "test_twice", Build: func(*Conf) (any, error) { return nil, nil }}
+	// A fresh name each run: the registry is process-global (-count=N).
+	typ := fmt.Sprintf("test_twice_%d", time.Now().UnixNano())
+	s := Spec{Kind: flow.KindSink, Type: typ, Build: func(*Conf) (any, error) { return nil, nil }}
 	Register(s)
-	if got, ok := Lookup(flow.KindSink, "test_twice"); !ok || got.Type != "test_twice" {
+	if got, ok := Lookup(flow.KindSink, typ); !ok || got.Type != typ {
 		t.Fatal("registered spec not found")
 	}
 	defer func() {
