@@ -73,7 +73,7 @@ func (r *run) wire() {
 		}
 		e := newEdge(n.id, buf)
 		r.edges[n.id] = e
-		n.stats.edge = e
+		n.stats.edge.Store(e)
 	}
 	for _, n := range p.nodes {
 		o := &outlet{id: n.id, run: r, stats: n.stats, policy: p.policyOf(n)}

@@ -17,33 +17,38 @@ type NodeStats struct {
 	DeadLettered atomic.Int64
 	Batches      atomic.Int64
 
-	edge     *edge
+	// edge is set when Run wires the graph, while metrics may already be
+	// reading: hence atomic.
+	edge     atomic.Pointer[edge]
 	running  atomic.Int32
 	emitting atomic.Int32
 }
 
 // Fill is the input edge's fill ratio (0..1); sources have none.
 func (s *NodeStats) Fill() float64 {
-	if s.edge == nil {
+	e := s.edge.Load()
+	if e == nil {
 		return 0
 	}
-	return s.edge.fill()
+	return e.fill()
 }
 
 // Buffered is the number of records waiting on the input edge.
 func (s *NodeStats) Buffered() int64 {
-	if s.edge == nil {
+	e := s.edge.Load()
+	if e == nil {
 		return 0
 	}
-	return s.edge.used.Load()
+	return e.used.Load()
 }
 
 // Capacity is the input edge capacity in records.
 func (s *NodeStats) Capacity() int64 {
-	if s.edge == nil {
+	e := s.edge.Load()
+	if e == nil {
 		return 0
 	}
-	return s.edge.capacity
+	return e.capacity
 }
 
 // Running reports whether the node still has live workers.
