@@ -310,29 +310,6 @@ func waitCopied(t *testing.T, cl *kafka.Client, group string, w workload, within
 	}, procs...)
 }
 
-// waitRunning polls cond like eventually, but fails at once, with its
-// stderr, if one of procs exited meanwhile.
-func waitRunning(t *testing.T, within time.Duration, what string, cond func() bool, procs ...*proc) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		for _, p := range procs {
-			select {
-			case <-p.done:
-				t.Fatalf("sluice exited (%v) while waiting for %s; stderr:\n%s", p.err, what, p.stderr.String())
-			default:
-			}
-		}
-		if time.Now().After(deadline) {
-			for i, p := range procs {
-				t.Logf("stderr of sluice #%d:\n%s", i, p.stderr.String())
-			}
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // stop sends SIGTERM and expects a clean drain: exit 0 within timeout.
 func (p *proc) stop(timeout time.Duration) {
 	p.t.Helper()

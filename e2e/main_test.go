@@ -128,6 +128,29 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// waitRunning polls cond like eventually, but fails at once, with its
+// stderr, if one of procs exited meanwhile.
+func waitRunning(t *testing.T, within time.Duration, what string, cond func() bool, procs ...*proc) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				t.Fatalf("sluice exited (%v) while waiting for %s; stderr:\n%s", p.err, what, p.stderr.String())
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			for i, p := range procs {
+				t.Logf("stderr of sluice #%d:\n%s", i, p.stderr.String())
+			}
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // readLines returns the lines of a file ("" if missing).
 func readLines(t *testing.T, path string) []string {
 	t.Helper()

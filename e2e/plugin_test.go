@@ -191,7 +191,7 @@ sinks:
 `)
 	began := time.Now()
 	p := start(t, nil, "run", "--progress", "never", "--plugins-dir", pluginBins(t), cfg)
-	pluginWaitFor(t, p, 120*time.Second, fmt.Sprintf("%d records in the file", n), func() bool { return countLines(out) >= n })
+	waitRunning(t, 120*time.Second, fmt.Sprintf("%d records in the file", n), func() bool { return countLines(out) >= n }, p)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM:\n%s", code, p.stderr.String())
@@ -244,7 +244,7 @@ sinks:
 	killed := map[int]bool{}
 	for k := range kills {
 		var pid int
-		pluginWaitFor(t, p, 30*time.Second, "a new plugin process", func() bool {
+		waitRunning(t, 30*time.Second, "a new plugin process", func() bool {
 			for _, c := range pluginChildren(sluicePid) {
 				if !killed[c] {
 					pid = c
@@ -252,13 +252,13 @@ sinks:
 				}
 			}
 			return false
-		})
+		}, p)
 		// Let the new process answer more than a window's worth (4 batches
 		// of at most 1000), so the batches resent to it are done and no
 		// record is alone in flight for two kills (which would mark it as
 		// the culprit and dead-letter it).
 		from := countLines(out)
-		pluginWaitFor(t, p, 30*time.Second, "records through the new process", func() bool { return countLines(out) >= from+5000 })
+		waitRunning(t, 30*time.Second, "records through the new process", func() bool { return countLines(out) >= from+5000 }, p)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d (kill %d of %d): %v", pid, k+1, kills, err)
 		}
@@ -384,24 +384,6 @@ sinks:
 	}
 	pluginWantLines(t, out, wantOut)
 	pluginWantLines(t, rejects, wantRejects)
-}
-
-// pluginWaitFor polls cond like eventually, failing at once if sluice
-// exited first.
-func pluginWaitFor(t *testing.T, p *proc, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		select {
-		case <-p.done:
-			t.Fatalf("sluice exited (%v) while waiting for %s; stderr:\n%s", p.err, what, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; stderr:\n%s", timeout, what, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // pluginChildren lists the child processes of pid: for sluice, its plugin

@@ -93,7 +93,7 @@ func TestScaleOutThreeProcesses(t *testing.T) {
 	// Produce only once the group is settled: otherwise the first member
 	// could read everything before the others join.
 	var assigned map[string][]int
-	scaleWait(t, 90*time.Second, fmt.Sprintf("group %s to settle with %d members owning all %d partitions", group, procs, parts), func() bool {
+	waitRunning(t, 90*time.Second, fmt.Sprintf("group %s to settle with %d members owning all %d partitions", group, procs, parts), func() bool {
 		assigned = scaleAssignment(cl, group, topic)
 		return len(assigned) == procs && scaleCovers(assigned, parts)
 	}, ps...)
@@ -101,7 +101,7 @@ func TestScaleOutThreeProcesses(t *testing.T) {
 
 	began := time.Now()
 	scaleProduce(t, broker, topic, n)
-	scaleWait(t, 4*time.Minute, fmt.Sprintf("group %s to commit all %d records", group, n), func() bool {
+	waitRunning(t, 4*time.Minute, fmt.Sprintf("group %s to commit all %d records", group, n), func() bool {
 		return scaleCommittedTotal(cl, group, topic, parts) == n
 	}, ps...)
 	took := time.Since(began)
@@ -242,7 +242,7 @@ func scaleRunDemo(t *testing.T, broker string, orders int, config string, args .
 	}
 
 	p := start(t, env, append(append([]string{"run"}, args...), config)...)
-	scaleWait(t, 2*time.Minute, fmt.Sprintf("group %s to commit all %d orders", group, orders), func() bool {
+	waitRunning(t, 2*time.Minute, fmt.Sprintf("group %s to commit all %d orders", group, orders), func() bool {
 		return scaleCommittedTotal(cl, group, in, 6) == orders
 	}, p)
 	p.signal(syscall.SIGTERM)
@@ -477,28 +477,4 @@ func scaleReadTopic(t *testing.T, broker, topic string) []kafka.Message {
 		}
 	}
 	return msgs
-}
-
-// scaleWait polls cond until it holds; it fails at once, with the
-// process's stderr, if one of procs exits meanwhile, and at the deadline
-// with every process's stderr.
-func scaleWait(t *testing.T, within time.Duration, what string, cond func() bool, procs ...*proc) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		for i, p := range procs {
-			select {
-			case <-p.done:
-				t.Fatalf("sluice #%d exited (%v) while waiting for %s; stderr:\n%s", i, p.err, what, p.stderr.String())
-			default:
-			}
-		}
-		if time.Now().After(deadline) {
-			for i, p := range procs {
-				t.Logf("stderr of sluice #%d:\n%s", i, p.stderr.String())
-			}
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

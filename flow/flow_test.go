@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -214,13 +215,9 @@ func TestDrainTimeoutNamesHolder(t *testing.T) {
 	if !errors.Is(err, flow.ErrDrainTimeout) {
 		t.Fatalf("err = %v, want drain timeout", err)
 	}
-	if got := err.Error(); !contains(got, "slow") {
+	if got := err.Error(); !strings.Contains(got, "slow") {
 		t.Fatalf("error %q does not name the sink", got)
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
 }
 
 func TestDeadLetterAcks(t *testing.T) {
@@ -320,7 +317,7 @@ func TestValidateReportsAll(t *testing.T) {
 		Sink("s", &collect{}, flow.Inputs("a"))
 	err := p.Validate()
 	for _, want := range []string{"cycle: ", `input "nope" does not exist`, `duplicate id "s"`} {
-		if err == nil || !contains(err.Error(), want) {
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate error %v lacks %q", err, want)
 		}
 	}
