@@ -19,8 +19,10 @@ bench:
 	scripts/bench.sh
 
 # generate -> Kafka (embedded dev broker) -> stage -> Kafka + stdout.
-quickstart:
-	go run ./cmd/sluice run --dev configs/quickstart.yaml
+# Built, not `go run`: go run exits 1 after Ctrl-C even when sluice drained
+# cleanly and exited 0.
+quickstart: build
+	bin/sluice run --dev configs/quickstart.yaml
 
 proto:
 	scripts/proto.sh
