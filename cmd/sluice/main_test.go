@@ -5,14 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -191,41 +188,4 @@ func TestLoggerFormats(t *testing.T) {
 	if _, err := newLogger(&b, logFlags{format: "xml"}); exitCode(err) != 2 {
 		t.Fatalf("bad format: err %v, want a usage error", err)
 	}
-}
-
-func TestSignals(t *testing.T) {
-	sigs := make(chan os.Signal)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	forced := make(chan struct{})
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	stop := watchSignals(sigs, cancel, func() { close(forced) }, log)
-
-	sigs <- syscall.SIGTERM
-	select {
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("first signal did not cancel the run")
-	}
-	select {
-	case <-forced:
-		t.Fatal("first signal forced an exit")
-	default:
-	}
-	sigs <- os.Interrupt
-	select {
-	case <-forced:
-	case <-time.After(10 * time.Second):
-		t.Fatal("second signal did not force an exit")
-	}
-	stop()
-	if got := logs.String(); !strings.Contains(got, "draining") || !strings.Contains(got, "forced exit") {
-		t.Fatalf("logs %q lack the drain and forced-exit lines", got)
-	}
-}
-
-func TestSignalWatcherStopsWithoutSignals(t *testing.T) {
-	stop := watchSignals(make(chan os.Signal), func() {}, func() { t.Error("forced") }, slog.New(slog.DiscardHandler))
-	stop() // returns only once the goroutine ended; goleak checks none is left
 }

@@ -39,7 +39,10 @@ func newRunCmd() *cobra.Command {
 		Long: `run builds the pipeline and runs it. A finite pipeline (every source ends)
 exits 0 once everything was written. The first SIGINT or SIGTERM stops the
 sources and drains in-flight records to the sinks within
-settings.drain_timeout, then exits 0; a second signal exits 1 at once.
+settings.drain_timeout, then exits 0. A second signal, 1s or more after
+the first, exits 1 at once; one sooner is taken as a copy of the first
+(GNU timeout and a terminal's Ctrl-C can deliver one signal twice) and
+ignored.
 
 Exit codes: 0 success, 1 runtime failure (a record failed under
 on_error: fail, drain timeout, second signal), 2 usage or config error.`,

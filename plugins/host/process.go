@@ -142,7 +142,19 @@ func (l *launcher) spawn(ctx context.Context) (*process, error) {
 	}
 	cp, err := client.Client()
 	if err != nil {
-		return fail(fmt.Errorf("starting plugin %s: %w", cfg.Path, err))
+		p.run = run
+		// go-plugin killed the process if it was still up; this kill also
+		// ends its group and waits until go-plugin reaped it, so the exit
+		// status and the whole of stderr are known.
+		p.kill()
+		if run != nil {
+			if why := run.startFailure(time.Second); why != "" {
+				// After go-plugin's text, whose first line callers show
+				// alone (`sluice plugins list`).
+				return nil, fmt.Errorf("starting plugin %s: %w\n%s", cfg.Path, err, why)
+			}
+		}
+		return nil, fmt.Errorf("starting plugin %s: %w", cfg.Path, err)
 	}
 	p.run = run
 	raw, err := cp.Dispense(wire.PluginName)
