@@ -121,24 +121,34 @@ func (r *run) run(ctx context.Context) error {
 		p.log.Error("pipeline failed, draining", "pipeline", p.name, "err", r.failErr)
 	}
 	r.stopSources()
-	timer := time.NewTimer(p.drainTimeout)
+	// One deadline covers the whole shutdown, Close calls included, so a
+	// supervisor's grace period (Kubernetes, systemd) sized to
+	// drain_timeout is never overrun. The drain may use three quarters of
+	// it; Close calls (final commits, plugin stops) get whatever is left,
+	// at least that last quarter.
+	deadline := time.Now().Add(p.drainTimeout)
+	drainFor := p.drainTimeout - p.drainTimeout/4
+	timer := time.NewTimer(drainFor)
 	defer timer.Stop()
 	select {
 	case <-done:
 	case <-timer.C:
 		holders := r.holders()
-		err = fmt.Errorf("%w after %s: records still held by %s; unacknowledged input will be re-read on restart (duplicates may follow)",
-			ErrDrainTimeout, p.drainTimeout, strings.Join(holders, ", "))
+		err = fmt.Errorf("%w after %s (of drain_timeout %s; the rest is kept for closing): records still held by %s; unacknowledged input will be re-read on restart (duplicates may follow)",
+			ErrDrainTimeout, drainFor, p.drainTimeout, strings.Join(holders, ", "))
 		r.kill()
 		// Nodes that honour ctx return now; one that does not cannot be
-		// stopped from here, so do not wait for it forever.
+		// stopped from here, so do not wait for it past half of what is
+		// left: the closes need the rest.
+		wait := time.NewTimer(time.Until(deadline) / 2)
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-wait.C:
 			p.log.Error("nodes did not stop after the drain timeout", "nodes", strings.Join(r.holders(), ", "))
 		}
+		wait.Stop()
 	}
-	if cerr := r.closeAll(timer); cerr != nil && err == nil {
+	if cerr := r.closeAll(deadline); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err == nil && r.failErr != nil {
@@ -147,27 +157,63 @@ func (r *run) run(ctx context.Context) error {
 	return err
 }
 
-// closeAll closes sources (commit), then stages (plugins), then sinks.
-func (r *run) closeAll(timer *time.Timer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), max(r.p.drainTimeout/4, 5*time.Second))
+// closeGrace is how long closeAll waits, past the deadline, for Close
+// calls to return the errors they make of their ended context (those
+// errors say what each was waiting for).
+const closeGrace = 250 * time.Millisecond
+
+// closeAll closes every node at once under one deadline: sources (final
+// commits), stages (plugin processes) and sinks. By now every record was
+// written or failed, so no Close depends on another; closing them one
+// after the other would let one slow Close (a consumer group waiting for
+// a rebalance) use up the time of all the others.
+func (r *run) closeAll(deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	type closing struct {
+		id   string
+		err  error
+		done chan struct{}
+	}
+	var cs []*closing
+	for _, n := range r.p.nodes {
+		var c any
+		switch n.kind {
+		case KindSource:
+			c = n.source
+		case KindStage:
+			c = n.stage
+		case KindSink:
+			c = n.sink
+		}
+		cl, ok := c.(Closer)
+		if !ok {
+			continue
+		}
+		x := &closing{id: n.id, done: make(chan struct{})}
+		cs = append(cs, x)
+		// Owned by closeAll, which waits for it below; one that ignores
+		// its context past the grace is left to end with the process.
+		go func() {
+			defer close(x.done)
+			x.err = protect(func() error { return cl.Close(ctx) })
+		}()
+	}
+	graceCtx, stop := context.WithDeadline(context.Background(), deadline.Add(closeGrace))
+	defer stop()
 	var errs []error
-	for _, k := range []Kind{KindSource, KindStage, KindSink} {
-		for _, n := range r.p.nodes {
-			if n.kind != k {
-				continue
+	for _, x := range cs {
+		select {
+		case <-x.done:
+		case <-graceCtx.Done():
+		}
+		select {
+		case <-x.done:
+			if x.err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", x.id, x.err))
 			}
-			var c any = n.source
-			if k == KindStage {
-				c = n.stage
-			} else if k == KindSink {
-				c = n.sink
-			}
-			if cl, ok := c.(Closer); ok {
-				if err := cl.Close(ctx); err != nil {
-					errs = append(errs, fmt.Errorf("close %s: %w", n.id, err))
-				}
-			}
+		default:
+			errs = append(errs, fmt.Errorf("close %s: still running at the end of drain_timeout %s (it ignores its deadline)", x.id, r.p.drainTimeout))
 		}
 	}
 	return errors.Join(errs...)

@@ -267,8 +267,17 @@ func (s *Source) Run(ctx context.Context, out flow.Emitter) error {
 
 // Close waits (within ctx) for emitted batches to settle, commits every
 // acknowledged offset through the generation that owns it, and leaves the
-// group. It returns an error if that final commit failed: the records
-// after the last commit will then be read again.
+// group. It returns an error if that final commit failed or could not be
+// made within ctx: the records after the last commit will then be read
+// again.
+//
+// Leaving is bounded by ctx too. Between generations kafka-go's Close
+// first waits for the pending JoinGroup, which the coordinator holds until
+// every member rejoined (other members may be draining revoked partitions
+// for their whole drain_timeout). By then there is nothing left to commit,
+// so that wait must not hold the shutdown past its deadline; if it would,
+// Close returns and the coordinator drops this member after
+// session_timeout.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -286,13 +295,29 @@ func (s *Source) Close(ctx context.Context) error {
 	}
 	s.closeNow()
 	// Ending the group ends the generation: its committer makes the final
-	// commit before kafka-go sends LeaveGroup.
-	_ = group.Close()
+	// commit before kafka-go sends LeaveGroup. The goroutine ends when
+	// kafka-go's Close returns, at the latest after rebalance_timeout.
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		_ = group.Close()
+	}()
+	var err error
 	if g != nil {
-		<-g.done
-		return g.finalErr
+		select {
+		case <-g.done:
+			err = g.finalErr
+		case <-ctx.Done():
+			return fmt.Errorf("kafka source: final commit of group %s not done before the drain deadline (waiting for the group coordinator); records since the last commit will be read again", s.cfg.Group)
+		}
 	}
-	return nil
+	select {
+	case <-left:
+	case <-ctx.Done():
+		s.log.Warn("kafka source: could not leave the consumer group before the drain deadline: a rebalance is in progress and the coordinator holds this member's JoinGroup until the others rejoin; offsets were committed, the coordinator drops this member after session_timeout",
+			"group", s.cfg.Group, "session_timeout", s.cfg.SessionTimeout)
+	}
+	return err
 }
 
 // generation is this member's share of one consumer-group generation.
