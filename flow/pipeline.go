@@ -112,6 +112,9 @@ func New(name string, opts ...Option) *Pipeline {
 // Name is the pipeline's name.
 func (p *Pipeline) Name() string { return p.name }
 
+// DrainTimeout is how long Run's drain may take (WithDrainTimeout).
+func (p *Pipeline) DrainTimeout() time.Duration { return p.drainTimeout }
+
 type node struct {
 	id          string
 	kind        Kind
@@ -214,10 +217,13 @@ type GraphError struct {
 	Field string
 	Input string // the offending input id, for Field "inputs"
 	Msg   string
+	// Named: Msg names the node itself ("stage g feeds no sink: ..."), so
+	// it is not to be prefixed with the node's id.
+	Named bool
 }
 
 func (e *GraphError) Error() string {
-	if e.Node == "" {
+	if e.Node == "" || e.Named {
 		return e.Msg
 	}
 	return fmt.Sprintf("%s: %s", e.Node, e.Msg)
@@ -277,7 +283,7 @@ func (p *Pipeline) Validate() error {
 	if len(p.nodes) == 0 {
 		errs = append(errs, &GraphError{Msg: "pipeline has no nodes"})
 	}
-	hasSource := false
+	hasSource, dangling := false, false
 	dlqTargets := p.deadLetterTargets()
 	for _, n := range p.nodes {
 		if n.kind == KindSource {
@@ -301,6 +307,7 @@ func (p *Pipeline) Validate() error {
 			switch {
 			case !ok:
 				bad(n, "inputs", in, "input %q does not exist%s", in, suggest(in, p.ids()))
+				dangling = true
 			case up.kind == KindSink:
 				bad(n, "inputs", in, "input %q is a sink; sinks have no output", in)
 			case in == n.id:
@@ -326,11 +333,29 @@ func (p *Pipeline) Validate() error {
 		default:
 			bad(n, "ordering", "", "unknown ordering %q (want partition, key or none)", n.ordering)
 		}
+		for _, msg := range p.unusedPolicy(n) {
+			bad(n, "on_error", "", "%s", msg)
+		}
+		if len(n.mws) > 0 && !p.policyUse(n).Calls {
+			bad(n, "", "", "middleware (Use) has no effect on it: middleware wraps processors (ProcessorStage) and sinks")
+		}
 	}
 	if len(p.nodes) > 0 && !hasSource {
 		errs = append(errs, &GraphError{Msg: "pipeline has no source"})
 	}
-	if cyc := p.findCycle(); cyc != nil {
+	cyc := p.findCycle()
+	switch {
+	case len(p.nodes) > 0 && !slices.ContainsFunc(p.nodes, func(n *node) bool { return n.kind == KindSink }):
+		errs = append(errs, &GraphError{Msg: "pipeline has no sink: every record would be acknowledged without being written; " +
+			"add one (type discard drops records on purpose)"})
+	case cyc == nil && !dangling:
+		// With a cycle or an input naming nothing, the graph is not what
+		// was meant: dead ends would echo that problem.
+		for _, d := range p.deadEnds() {
+			errs = append(errs, d)
+		}
+	}
+	if cyc != nil {
 		errs = append(errs, &GraphError{Node: cyc[0], Field: "inputs", Msg: "cycle: " + strings.Join(cyc, " -> ")})
 	} else {
 		reach := p.reachable()
@@ -393,6 +418,61 @@ func (p *Pipeline) findCycle() []string {
 		}
 	}
 	return nil
+}
+
+// deadEnds reports each source and stage from which no path leads to a
+// sink: what it emits would be acknowledged (and a Kafka source's offsets
+// committed) without being written anywhere. A stage whose outputs all go
+// to such nodes is one too. Dead-letter routes do not count: they carry
+// only the records that failed, and the rest would still go nowhere.
+func (p *Pipeline) deadEnds() []*GraphError {
+	live := map[string]bool{}
+	var up func(n *node)
+	up = func(n *node) {
+		if live[n.id] {
+			return
+		}
+		live[n.id] = true
+		for _, in := range n.inputs {
+			if u, ok := p.byID[in]; ok && u.kind != KindSink {
+				up(u)
+			}
+		}
+	}
+	down := map[string][]string{}
+	for _, n := range p.nodes {
+		if n.kind == KindSink {
+			up(n)
+		}
+		for _, in := range n.inputs {
+			if _, ok := p.byID[in]; ok && !slices.Contains(down[in], n.id) && in != n.id {
+				down[in] = append(down[in], n.id)
+			}
+		}
+	}
+	var errs []*GraphError
+	for _, n := range p.nodes {
+		if live[n.id] || n.kind == KindSink {
+			continue
+		}
+		msg := fmt.Sprintf("%s %s feeds no sink", n.kind, n.id)
+		if outs := down[n.id]; len(outs) > 0 {
+			verb := "feeds"
+			if len(outs) > 1 {
+				verb = "feed"
+			}
+			msg += fmt.Sprintf(" (its output goes only to %s, which %s no sink either)", strings.Join(outs, " and "), verb)
+		} else if pol := p.policyOf(n); n.kind != KindSource && pol.Action == ActionDeadLetter && pol.DeadLetter != "" {
+			msg += fmt.Sprintf(" (only the records it fails reach %s)", pol.DeadLetter)
+		}
+		msg += ": its records would be acknowledged without being written"
+		if n.kind == KindSource {
+			msg += " (a Kafka source would commit their offsets)"
+		}
+		msg += "; route it to a sink, or to `discard` to drop on purpose"
+		errs = append(errs, &GraphError{Node: n.id, Msg: msg, Named: true})
+	}
+	return errs
 }
 
 // deadLetterTargets are the sinks some node dead-letters into; such a sink

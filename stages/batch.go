@@ -49,6 +49,10 @@ func NewBatcher(size, maxBytes int, linger time.Duration) *Batcher {
 	return &Batcher{size: max(size, 1), maxBytes: maxBytes, linger: linger}
 }
 
+// RejectsRecords implements flow.Rejecter: a batch never fails a record,
+// so on_error has nothing to act on.
+func (*Batcher) RejectsRecords() bool { return false }
+
 // Run implements flow.Stage.
 func (s *Batcher) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
 	acc := accumulator{Batcher: s, hold: flow.NewBatch(nil)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
@@ -16,7 +17,7 @@ func init() {
 		Type:    "throttle",
 		Summary: "hold the record rate at or below a limit",
 		Fields: []registry.Field{
-			{Name: "rate", Type: registry.Float, Required: true, Doc: "records per second", Example: 1000},
+			{Name: "rate", Type: registry.Float, Required: true, Doc: "records per second, for the node as a whole (parallel workers share it)", Example: 1000},
 			{Name: "burst", Type: registry.Int, Min: ptr(1), Doc: "records that may pass at once after a quiet spell, and the largest batch passed on (bigger ones are split); default a tenth of a second's worth, at least 1", Example: 100},
 		},
 		Build: func(c *registry.Conf) (any, error) {
@@ -31,13 +32,19 @@ func init() {
 
 // Throttle is the throttle stage, a token bucket: batches wait until the
 // bucket holds a token per record; batches larger than the burst are split.
-// It keeps throttling during a drain (which then takes as long as the rate
-// requires, within the drain timeout).
+// Parallel workers (parallelism) share the one bucket, so the rate holds
+// for the node as a whole. It keeps throttling during a drain (which then
+// takes as long as the rate requires, within the drain timeout).
 type Throttle struct {
 	rate  float64
 	burst int
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
+
+	mu      sync.Mutex
+	tokens  float64 // below zero: tokens promised to callers still waiting
+	last    time.Time
+	started bool
 }
 
 // NewThrottle returns a throttle of rate records per second; burst 0 picks
@@ -49,32 +56,57 @@ func NewThrottle(rate float64, burst int) *Throttle {
 	return &Throttle{rate: rate, burst: burst, now: time.Now, sleep: flow.Sleep}
 }
 
+// RejectsRecords implements flow.Rejecter: a throttle never fails a
+// record, so on_error has nothing to act on.
+func (*Throttle) RejectsRecords() bool { return false }
+
+// reserve takes n tokens and returns how long the caller must wait before
+// they are its own. Tokens refill at rate up to the burst.
+func (t *Throttle) reserve(n int) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if !t.started {
+		t.tokens, t.last, t.started = float64(t.burst), now, true
+	}
+	t.tokens = math.Min(float64(t.burst), t.tokens+now.Sub(t.last).Seconds()*t.rate)
+	t.last = now
+	t.tokens -= float64(n)
+	if t.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-t.tokens / t.rate * float64(time.Second))
+}
+
+// unreserve gives back n tokens a caller will not use.
+func (t *Throttle) unreserve(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tokens = math.Min(float64(t.burst), t.tokens+float64(n))
+}
+
+// take waits until n tokens are the caller's.
+func (t *Throttle) take(ctx context.Context, n int) error {
+	wait := t.reserve(n)
+	if wait <= 0 {
+		return nil
+	}
+	if err := t.sleep(ctx, wait); err != nil {
+		t.unreserve(n)
+		return err
+	}
+	return nil
+}
+
 // Run implements flow.Stage.
 func (t *Throttle) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
-	burst := float64(t.burst)
-	tokens, last := burst, t.now()
-	take := func(n int) error {
-		for {
-			now := t.now()
-			tokens = math.Min(burst, tokens+now.Sub(last).Seconds()*t.rate)
-			last = now
-			if tokens >= float64(n) {
-				tokens -= float64(n)
-				return nil
-			}
-			wait := time.Duration((float64(n) - tokens) / t.rate * float64(time.Second))
-			if err := t.sleep(ctx, max(wait, time.Microsecond)); err != nil {
-				return err
-			}
-		}
-	}
 	for b := range in {
 		if len(b.Records) == 0 {
 			b.Settle(nil)
 			continue
 		}
 		if len(b.Records) <= t.burst {
-			if err := take(len(b.Records)); err != nil {
+			if err := t.take(ctx, len(b.Records)); err != nil {
 				b.Settle(err)
 				return nil
 			}
@@ -85,7 +117,7 @@ func (t *Throttle) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emit
 		}
 		for recs := b.Records; len(recs) > 0; {
 			n := min(len(recs), t.burst)
-			if err := take(n); err != nil {
+			if err := t.take(ctx, n); err != nil {
 				b.Settle(err)
 				return nil
 			}

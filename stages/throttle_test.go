@@ -88,3 +88,25 @@ func TestThrottleInPipeline(t *testing.T) {
 		t.Fatalf("sink got %d", p.Sink.Len())
 	}
 }
+
+// Parallel workers run the one Throttle: they share its bucket, so the
+// node keeps its rate whatever its parallelism.
+func TestThrottleWorkersShareTheRate(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	th := NewThrottle(100, 10)
+	th.now, th.sleep = clock.now, clock.sleep
+	var tr stagetest.Tracker
+	var em stagetest.Emitter
+	// Two workers, one after the other at the same instant: the second
+	// finds the bucket the first emptied.
+	for range 2 {
+		if err := stagetest.Feed(th, &em, tr.Batch(vals(0, 10)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := clock.slept; d < 99*time.Millisecond || d > 101*time.Millisecond {
+		t.Errorf("waited %v, want 100ms: 20 records at 100/s with bursts of 10", d)
+	}
+	em.Settle()
+	tr.Check(t)
+}

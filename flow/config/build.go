@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -83,7 +84,10 @@ type builtNode struct {
 	policy flow.ErrorPolicy
 	// ownPolicy: the node's on_error applies; otherwise settings.on_error.
 	ownPolicy bool
-	closer    flow.Closer // the built component, if it needs closing
+	// use is what the node makes of its policy: everything, for a node
+	// that could not be built (nothing is refused on its account).
+	use    flow.PolicyUse
+	closer flow.Closer // the built component, if it needs closing
 }
 
 func newBuilder(f *File, env *registry.Env) *builder {
@@ -145,8 +149,14 @@ func (b *builder) build() *flow.Pipeline {
 			}
 		}
 		bn.policy, bn.ownPolicy = b.nodePolicy(bn, defaultPol)
+		bn.use = flow.PolicyUse{Reject: true, Calls: true}
+		if comp != nil {
+			bn.use = flow.PolicyUseOf(n.Kind, comp)
+		}
+		b.checkNode(bn)
 		b.add(p, bn, comp)
 	}
+	b.checkSettings()
 	b.graphErrors(p.Validate())
 	return p
 }
@@ -169,7 +179,7 @@ func (b *builder) component(bn *builtNode) any {
 	if v == nil {
 		v, err = safeBuild(spec, conf)
 	}
-	if cl, ok := v.(flow.Closer); ok {
+	if cl, ok := v.(flow.Closer); ok && !nilPointer(v) {
 		bn.closer = cl
 	}
 	if err != nil {
@@ -221,6 +231,13 @@ func kindInterface(k flow.Kind) string {
 	return "Sink"
 }
 
+// nilPointer reports that v is a nil pointer in an interface: what a Build
+// failing with `return s, err` hands back, with nothing to close.
+func nilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
 // safeBuild runs a Spec's Build, turning a panic into an error: one broken
 // component must not hide the other problems of the file.
 func safeBuild(spec registry.Spec, conf *registry.Conf) (v any, err error) {
@@ -251,8 +268,10 @@ func (b *builder) add(p *flow.Pipeline, bn *builtNode, comp any) {
 			opts = append(opts, flow.Buffer(vals.Int("buffer")))
 		}
 		opts = append(opts, flow.Parallelism(max(vals.Int("parallelism"), 1), flow.Ordering(cmp.Or(vals.String("ordering"), string(flow.OrderPartition)))))
-		if bn.ownPolicy {
-			opts = append(opts, flow.OnError(bn.policy))
+		if bn.ownPolicy && bn.use.Any() {
+			// Only what acts on the node: an inherited retry count means
+			// nothing to a window, and is no mistake of the node's.
+			opts = append(opts, flow.OnError(bn.use.Effective(bn.policy)))
 		}
 	}
 	switch n.Kind {
@@ -265,7 +284,7 @@ func (b *builder) add(p *flow.Pipeline, bn *builtNode, comp any) {
 	case flow.KindStage:
 		s, ok := comp.(flow.Stage)
 		if !ok {
-			s = placeholder{}
+			s = flow.ProcessorStage(placeholder{})
 		}
 		p.Stage(n.ID, s, opts...)
 	default:
@@ -278,11 +297,13 @@ func (b *builder) add(p *flow.Pipeline, bn *builtNode, comp any) {
 }
 
 // placeholder stands in for a node that could not be built; its pipeline
-// is never returned, so it never runs.
+// is never returned, so it never runs. A stage placeholder is a processor,
+// which makes use of every error policy setting: an unknown component is
+// refused nothing.
 type placeholder struct{}
 
 func (placeholder) Write(context.Context, []flow.Record) error { return nil }
-func (placeholder) Run(context.Context, <-chan *flow.Batch, flow.Emitter) error {
+func (placeholder) Process(context.Context, []flow.Record, *flow.Output) error {
 	return nil
 }
 
@@ -291,9 +312,9 @@ type placeholderSource struct{}
 func (placeholderSource) Run(context.Context, flow.Emitter) error { return nil }
 
 var (
-	_ flow.Source = placeholderSource{}
-	_ flow.Stage  = placeholder{}
-	_ flow.Sink   = placeholder{}
+	_ flow.Source    = placeholderSource{}
+	_ flow.Processor = placeholder{}
+	_ flow.Sink      = placeholder{}
 )
 
 // nodePolicy is settings.on_error overlaid with the keys the node's own
@@ -363,6 +384,12 @@ func (b *builder) graphErrors(err error) {
 		bn := b.nodes[ge.Node]
 		if bn == nil {
 			b.errs.add(Pos{File: b.f.Path}, "%s", ge.Msg)
+			continue
+		}
+		if ge.Named { // a node that feeds no sink
+			if !inputsUnread {
+				b.errs.add(bn.node.Pos, "%s", ge.Msg)
+			}
 			continue
 		}
 		switch ge.Field {

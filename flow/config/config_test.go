@@ -181,6 +181,31 @@ var badFiles = map[string][]string{
 	"empty.yaml": {
 		`empty.yaml: pipeline has no nodes`,
 	},
+	"dead_end.yaml": {
+		"dead_end.yaml:3:3: source idle feeds no sink: its records would be acknowledged without being written (a Kafka source would commit their offsets); route it to a sink, or to `discard` to drop on purpose",
+		"dead_end.yaml:6:3: stage g feeds no sink (its output goes only to h and k, which feed no sink either): its records would be acknowledged without being written; route it to a sink, or to `discard` to drop on purpose",
+		"dead_end.yaml:7:3: stage h feeds no sink: its records would be acknowledged without being written; route it to a sink, or to `discard` to drop on purpose",
+		"dead_end.yaml:8:3: stage k feeds no sink: its records would be acknowledged without being written; route it to a sink, or to `discard` to drop on purpose",
+		"dead_end.yaml:9:3: stage d feeds no sink (only the records it fails reach dlq): its records would be acknowledged without being written; route it to a sink, or to `discard` to drop on purpose",
+	},
+	"no_sink.yaml": {
+		`no_sink.yaml: pipeline has no sink: every record would be acknowledged without being written; add one (type discard drops records on purpose)`,
+	},
+	"moot.yaml": {
+		`moot.yaml:3:3: settings.buffer has no effect: every stage and sink sets its own buffer`,
+		`moot.yaml:4:22: settings.http.token has no effect: settings.http.listen is empty, so there is no HTTP listener`,
+		`moot.yaml:4:37: settings.http.pprof has no effect: settings.http.listen is empty, so there is no HTTP listener`,
+		`moot.yaml:5:14: settings.on_error.dead_letter has no effect on any stage or sink that inherits it: on_error.action is fail, not dead_letter`,
+		`moot.yaml:5:32: settings.on_error.backoff has no effect on any stage or sink that inherits it: nothing is retried: on_error.retries is 0`,
+		`moot.yaml:13:30: stages.w: on_error.retries has no effect on a test_window stage: retries apply to processor stages (map, filter, ...) and sinks`,
+		`moot.yaml:13:42: stages.w: on_error.backoff has no effect on a test_window stage: backoff applies to retries, and retries to processor stages (map, filter, ...) and sinks`,
+		`moot.yaml:13:55: stages.w: on_error.timeout has no effect on a test_window stage: timeout applies to processor stages (map, filter, ...) and sinks; a test_window stage has a timeout of its own: stages.w.timeout`,
+		`moot.yaml:18:5: stages.b: on_error has no effect on a test_batch stage: it never fails a record`,
+		`moot.yaml:24:5: stages.f: ordering has no effect with parallelism 1: it says what parallel workers keep in order`,
+		`moot.yaml:25:16: stages.f: on_error.action has no effect on a test_upper stage: retry is fail here, as on_error.retries is 0`,
+		`moot.yaml:25:31: stages.f: on_error.max_backoff has no effect on a test_upper stage: nothing is retried: on_error.retries is 0`,
+		`moot.yaml:25:48: stages.f: on_error.dead_letter has no effect on a test_upper stage: on_error.action is retry, not dead_letter`,
+	},
 }
 
 func TestBadFiles(t *testing.T) {
@@ -623,5 +648,22 @@ func TestErrorFormat(t *testing.T) {
 	var e *Error
 	if !errors.As(error(errs), &e) || e.Msg != "m4" {
 		t.Errorf("errors.As found %v", e)
+	}
+}
+
+// A Build failing with a typed nil component (return s, err) has nothing
+// to close: closing it must not panic.
+func TestFailedBuildTypedNilNotClosed(t *testing.T) {
+	path := writeFile(t, `
+sources:
+  numbers: {type: test_gen}
+stages:
+  nil: {type: test_typednil, inputs: [numbers]}
+sinks:
+  out: {type: test_sink, inputs: [nil], path: out.txt}
+`)
+	want := []string{path + ":5:3: stages.nil: no upper today"}
+	if got := lines(Check(path, Options{}, nil)); !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -94,6 +94,23 @@ func (s *memSink) Write(_ context.Context, recs []flow.Record) error {
 
 var sinks sync.Map // node id → *memSink
 
+// rawStage is a flow.Stage passing batches on.
+type rawStage struct{ closer }
+
+func (*rawStage) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
+	for b := range in {
+		if out.Emit(ctx, b) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// neverFails is a stage that says it never rejects a record.
+type neverFails struct{ rawStage }
+
+func (*neverFails) RejectsRecords() bool { return false }
+
 func init() {
 	registry.Register(registry.Spec{
 		Kind: flow.KindSource, Type: "test_gen",
@@ -144,10 +161,36 @@ func init() {
 			return s, nil
 		},
 	})
+	// Stages of their own (not processors): the engine's retries and
+	// timeouts never reach them.
+	registry.Register(registry.Spec{
+		Kind: flow.KindStage, Type: "test_window",
+		Fields: []registry.Field{{Name: "timeout", Type: registry.Duration}},
+		Build: func(c *registry.Conf) (any, error) {
+			remember(c)
+			opened.Add(1)
+			return &rawStage{}, nil
+		},
+	})
+	registry.Register(registry.Spec{
+		Kind: flow.KindStage, Type: "test_batch",
+		Build: func(c *registry.Conf) (any, error) {
+			remember(c)
+			opened.Add(1)
+			return &neverFails{}, nil
+		},
+	})
 	// Misbehaving types, to show Build's problems are reported, not fatal.
 	registry.Register(registry.Spec{
 		Kind: flow.KindStage, Type: "test_panic",
 		Build: func(*registry.Conf) (any, error) { panic("boom") },
+	})
+	registry.Register(registry.Spec{
+		Kind: flow.KindStage, Type: "test_typednil",
+		Build: func(*registry.Conf) (any, error) {
+			var u *upper // `return NewX(...)` of a constructor that failed
+			return u, errors.New("no upper today")
+		},
 	})
 	registry.Register(registry.Spec{
 		Kind: flow.KindStage, Type: "test_wrongkind",

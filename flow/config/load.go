@@ -74,6 +74,9 @@ type File struct {
 
 	src      *source
 	loadErrs Errors // Build refuses a File Load found problems in
+	// rawSettings is the settings block as written (after overrides),
+	// to tell a key that was set from a default.
+	rawSettings map[string]any
 	// notMapping are the nodes (by path.key()) written as something other
 	// than a mapping: reported once, then checked no further.
 	notMapping map[string]bool
@@ -158,6 +161,7 @@ func (c *checker) file(f *File, top map[string]any) {
 	}
 
 	settings := c.mapping(top["settings"], path{"settings"}, "")
+	f.rawSettings = settings
 	f.Settings = &registry.Conf{ID: "settings", Kind: "settings", Values: c.object(registry.SettingsFields, settings, path{"settings"}, true)}
 
 	var all []Node

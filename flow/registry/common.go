@@ -7,12 +7,12 @@ func ptr(f float64) *float64 { return &f }
 // OnErrorFields declare a node's on_error block.
 var OnErrorFields = []Field{
 	{Name: "action", Type: String, Enum: []string{"fail", "skip", "dead_letter", "retry"}, Default: "fail",
-		Doc: "what happens to a record still failing after its retries: fail drains and exits 1, skip drops it, dead_letter writes it to the dead_letter sink, retry is fail after retries"},
-	{Name: "retries", Type: Int, Default: 0, Min: ptr(0), Doc: "retries before the action applies; always bounded"},
-	{Name: "backoff", Type: Duration, Default: "100ms", Doc: "first retry delay; doubles each attempt, with jitter"},
-	{Name: "max_backoff", Type: Duration, Default: "10s", Doc: "cap on the retry delay"},
-	{Name: "timeout", Type: Duration, Doc: "bound on one processing call or write"},
-	{Name: "dead_letter", Type: String, Doc: "id of the sink receiving dead-lettered records"},
+		Doc: "what happens to a record still failing after its retries: fail drains and exits 1, skip drops it, dead_letter writes it to the dead_letter sink, retry is fail after retries (so it needs retries). A stage that never fails a record (batch, throttle) refuses on_error"},
+	{Name: "retries", Type: Int, Default: 0, Min: ptr(0), Doc: "retries before the action applies; always bounded. Acts on processor stages (filter, map) and sinks only; set on another stage, it is refused"},
+	{Name: "backoff", Type: Duration, Default: "100ms", Doc: "first retry delay; doubles each attempt, with jitter. Needs retries"},
+	{Name: "max_backoff", Type: Duration, Default: "10s", Doc: "cap on the retry delay. Needs retries"},
+	{Name: "timeout", Type: Duration, Doc: "bound on one processing call or write. Acts on processor stages (filter, map) and sinks only; set on another stage, it is refused (a plugin stage has a timeout of its own)"},
+	{Name: "dead_letter", Type: String, Doc: "id of the sink receiving dead-lettered records. Needs action dead_letter"},
 }
 
 // CommonFields are the keys every node of a kind accepts besides its
@@ -28,7 +28,7 @@ func CommonFields(kind flow.Kind) []Field {
 		Field{Name: "buffer", Type: Int, Min: ptr(1), Doc: "capacity of this node's input edge, in records (default settings.buffer)"},
 		Field{Name: "parallelism", Type: Int, Default: 1, Min: ptr(1), Doc: "number of parallel workers"},
 		Field{Name: "ordering", Type: String, Enum: []string{"partition", "key", "none"}, Default: "partition",
-			Doc: "with parallelism > 1: keep order per source partition, per key, or not at all"},
+			Doc: "with parallelism > 1 (refused without it): keep order per source partition, per key, or not at all"},
 		Field{Name: "on_error", Type: Object, Fields: OnErrorFields, Doc: "error policy"},
 	)
 	return fs
@@ -41,7 +41,7 @@ var SettingsFields = []Field{
 	{Name: "on_error", Type: Object, Fields: OnErrorFields, Doc: "default error policy of every stage and sink"},
 	{Name: "http", Type: Object, Fields: []Field{
 		{Name: "listen", Type: String, Default: "127.0.0.1:9464", Doc: `address of the metrics/health listener; "" turns it off`},
-		{Name: "token", Type: String, Doc: "bearer token required on every endpoint but /healthz"},
-		{Name: "pprof", Type: Bool, Default: false, Doc: "serve /debug/pprof"},
+		{Name: "token", Type: String, Doc: "bearer token required on every endpoint but /healthz (refused when listen is empty)"},
+		{Name: "pprof", Type: Bool, Default: false, Doc: "serve /debug/pprof (refused when listen is empty)"},
 	}, Doc: "HTTP listener for /metrics, /healthz, /readyz, /graph"},
 }
