@@ -136,12 +136,22 @@ func (in *instance) closingWithNothingLeft() bool {
 	}
 }
 
-// pause waits d unless the stage is cancelled first.
+// pause waits d unless the stage is cancelled first. Close cuts it short:
+// a restart backoff (up to restartBackoff.Max) must not eat the drain's
+// deadline when there is nothing left to do, and anything left should go
+// now.
 func (in *instance) pause(d time.Duration) bool {
 	if d <= 0 {
 		return in.s.ctx.Err() == nil
 	}
-	return flow.Sleep(in.s.ctx, d) == nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-in.s.closing:
+	case <-in.s.ctx.Done():
+	}
+	return in.s.ctx.Err() == nil
 }
 
 // serve feeds one process until it fails or the stage closes.
@@ -290,9 +300,12 @@ func (in *instance) finish(p *process, sess *session) outcome {
 			in.log.Warn("plugin stream ended badly during drain", "err", err)
 		}
 	case <-ctx.Done():
+		in.s.addCloseErr(fmt.Errorf("instance %d (pid %d): the plugin did not end its Process stream before the drain deadline", in.id, p.pid()))
 	}
 	sess.stop()
-	in.s.addCloseErr(p.shutdown(ctx))
+	if err := p.shutdown(ctx); err != nil {
+		in.s.addCloseErr(fmt.Errorf("instance %d (pid %d): %w", in.id, p.pid(), err))
+	}
 	return outcome{kind: outcomeClosed}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -18,9 +19,13 @@ type hclogSlog struct {
 	log  *slog.Logger
 	name string
 	args []any
+	// killing is set once the supervisor killed the process on purpose:
+	// go-plugin's "failed to exit gracefully" is then expected, not news.
+	// Shared by every logger derived with With or Named.
+	killing *atomic.Bool
 }
 
-func newHclog(l *slog.Logger) hclog.Logger { return &hclogSlog{log: l} }
+func newHclog(l *slog.Logger) *hclogSlog { return &hclogSlog{log: l, killing: new(atomic.Bool)} }
 
 var _ hclog.Logger = (*hclogSlog)(nil)
 
@@ -44,6 +49,9 @@ func (h *hclogSlog) Log(level hclog.Level, msg string, args ...any) {
 	// the supervisor decided on; the supervisor logs why at warn itself.
 	if msg == "plugin process exited" {
 		lvl = slog.LevelInfo
+	}
+	if msg == "plugin failed to exit gracefully" && h.killing.Load() {
+		lvl = slog.LevelDebug
 	}
 	ctx := context.Background()
 	if !h.log.Enabled(ctx, lvl) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,7 @@ import (
 // reused: go-plugin cannot restart a Client, so a restart is a new process.
 type process struct {
 	client *goplugin.Client
+	hlog   *hclogSlog
 	rpc    pb.ProcessorClient
 	run    *procRunner
 	info   *pb.InfoResponse
@@ -114,6 +116,7 @@ func (l *launcher) spawn(ctx context.Context) (*process, error) {
 	}
 	log := cfg.Logger.With("plugin", cfg.Name)
 	var run *procRunner
+	hlog := newHclog(log)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		Plugins:          goplugin.PluginSet{wire.PluginName: &wire.GRPCPlugin{}},
@@ -128,13 +131,13 @@ func (l *launcher) spawn(ctx context.Context) (*process, error) {
 		},
 		SkipHostEnv:         true,
 		StartTimeout:        cfg.StartTimeout,
-		Logger:              newHclog(log),
+		Logger:              hlog,
 		PluginLogBufferSize: logBufferSize,
 		SyncStdout:          &lineLog{log: log, msg: "plugin stdout"},
 		SyncStderr:          &lineLog{log: log, msg: "plugin stderr"},
 		GRPCDialOptions:     wire.DialOptions(l.maxMessage),
 	})
-	p := &process{client: client, log: log}
+	p := &process{client: client, log: log, hlog: hlog}
 	fail := func(err error) (*process, error) {
 		p.run = run
 		p.kill()
@@ -187,6 +190,7 @@ func (p *process) pid() int {
 // kill ends the process and its children at once, then lets go-plugin
 // clean up (its Kill waits for the exit and the log pipes).
 func (p *process) kill() {
+	p.hlog.killing.Store(true)
 	if p.run != nil {
 		_ = killGroup(p.run.pid)
 	}
@@ -216,11 +220,11 @@ func (p *process) shutdown(ctx context.Context) error {
 	var errs []error
 	res, err := p.rpc.Drain(ctx, &pb.DrainRequest{})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("drain: %w", err))
+		errs = append(errs, rpcEndErr(ctx, "Drain", err))
 	} else {
 		p.log.Debug("plugin drained", "batches", res.GetBatches(), "records", res.GetRecords())
 		if _, err := p.rpc.Close(ctx, &pb.CloseRequest{}); err != nil {
-			errs = append(errs, fmt.Errorf("close: %w", err))
+			errs = append(errs, rpcEndErr(ctx, "Close", err))
 		}
 	}
 	// go-plugin's graceful exit waits up to 2 s, beyond our control: skip
@@ -234,4 +238,13 @@ func (p *process) shutdown(ctx context.Context) error {
 		_ = killGroup(p.run.pid)
 	}
 	return errors.Join(errs...)
+}
+
+// rpcEndErr says which shutdown call failed and, when the deadline was the
+// cause, that the plugin was waited for until then.
+func rpcEndErr(ctx context.Context, call string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s not answered before the drain deadline: %w", call, err)
+	}
+	return fmt.Errorf("%s: %w", strings.ToLower(call), err)
 }
