@@ -7,8 +7,8 @@
 //	sluice version
 //
 // Exit codes: 0 success (including a clean drain after SIGINT/SIGTERM),
-// 1 runtime failure (a record failed, drain timeout, a second signal),
-// 2 usage or configuration error.
+// 1 runtime failure (a record failed, drain timeout, a second signal 1s
+// or more after the first), 2 usage or configuration error.
 package main
 
 import (

@@ -26,7 +26,8 @@ func newRootCmd() *cobra.Command {
 		Long: `sluice runs a pipeline: a graph of sources, stages and sinks described in a
 YAML file. Records flow in batches on bounded edges; every source is
 acknowledged only once its records reached every sink. SIGINT or SIGTERM
-drains the pipeline; a second signal exits at once.
+drains the pipeline within settings.drain_timeout; a second signal, 1s or
+more after the first, exits at once.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.`,
 		SilenceUsage:  true,
