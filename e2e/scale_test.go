@@ -54,7 +54,7 @@ sources:
     heartbeat_interval: 500ms
     session_timeout: 10s
     rebalance_timeout: 15s
-    drain_timeout: 10s
+    drain_timeout: 5s
 stages:
   tag:
     type: map
