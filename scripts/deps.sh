@@ -13,8 +13,29 @@
 #                      to fetch and run the Kafka broker (scripts/kafka.sh); only
 #                      installed if java/mvn are missing altogether
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# == Python: the plugin SDK (plugins/python) and its test tools, in a
+# virtualenv under the git-ignored .cache/ (scripts/test.sh exports its
+# interpreter as SLUICE_PYTHON). The SDK is installed editable, so source
+# changes need no reinstall; the stamp makes a second run a no-op.
+python_deps() {
+  local pyvenv=.cache/python grpcio_tools stamp
+  grpcio_tools=$(sed -n 's/^GRPCIO_TOOLS=//p' scripts/proto.sh)
+  stamp="$grpcio_tools $(sha256sum <plugins/python/pyproject.toml | cut -c1-16)"
+  [[ "$(cat "$pyvenv/.sluice-stamp" 2>/dev/null)" == "$stamp" ]] && return 0
+  echo "deps.sh: installing the Python plugin SDK into $pyvenv" >&2
+  [[ -x "$pyvenv/bin/python" ]] || python3 -m venv "$pyvenv"
+  "$pyvenv/bin/pip" install -q --disable-pip-version-check \
+    "grpcio-tools==$grpcio_tools" pytest setuptools -e ./plugins/python
+  echo "$stamp" >"$pyvenv/.sluice-stamp"
+}
+
 
 packages=(kcat graphviz protobuf-compiler chromium docker-compose)
+# python3 with venv for the plugin SDK (plugins/python): Debian's, unless
+# one with a working venv module is already on PATH.
+python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3 python3-venv)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -29,6 +50,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 
 if ((${#missing[@]} == 0)); then
+  python_deps
   exit 0
 fi
 
@@ -55,3 +77,5 @@ if ! { "${SUDO[@]}" apt-get update -qq &&
   echo "deps.sh: apt-get failed" >&2
   exit 1
 fi
+
+python_deps

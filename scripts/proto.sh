@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the Go code of sluice's protobuf files (the plugin protocol).
+# Regenerate the Go code of sluice's protobuf files (the plugin protocol),
+# and the Python SDK's stubs of the plugin protocol (plugins/python).
 # The generated files are committed; run this (or `make proto`) after editing
 # a .proto file and commit the result.
 #
@@ -10,6 +11,9 @@ set -euo pipefail
 
 PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC=google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+# The Python generator (protoc and grpc plugin in one pip package). Also
+# read by scripts/deps.sh and plugins/python/tests/test_stubs.py.
+GRPCIO_TOOLS=1.85.1
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools=${SLUICE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice/tools}
@@ -46,4 +50,18 @@ for d in "${dirs[@]}"; do
     --go-grpc_out="$d" --go-grpc_opt=paths=source_relative \
     "$d"/*.proto
 done
-echo "proto.sh: generated $(printf '%s ' "${dirs[@]}")" >&2
+
+# Python: grpcio-tools in its own virtualenv outside the repository. The
+# virtual path sluice_plugin/_proto makes the generated modules import each
+# other as sluice_plugin._proto.*.
+pyvenv="$tools/grpcio-tools-$GRPCIO_TOOLS"
+if [[ ! -x "$pyvenv/bin/python" ]] || ! "$pyvenv/bin/python" -c 'import grpc_tools' 2>/dev/null; then
+  python3 -m venv "$pyvenv"
+  "$pyvenv/bin/pip" install -q "grpcio-tools==$GRPCIO_TOOLS"
+fi
+pyout=plugins/python/src
+"$pyvenv/bin/python" -m grpc_tools.protoc \
+  --proto_path=sluice_plugin/_proto=plugins/proto \
+  --python_out="$pyout" --pyi_out="$pyout" --grpc_python_out="$pyout" \
+  sluice_plugin/_proto/sluice_plugin.proto
+echo "proto.sh: generated $(printf '%s ' "${dirs[@]}") $pyout/sluice_plugin/_proto" >&2

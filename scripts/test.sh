@@ -10,6 +10,9 @@ scripts/deps.sh
 scripts/kafka.sh start
 trap 'scripts/kafka.sh stop || true' EXIT
 eval "$(scripts/kafka.sh env)"
+# The Python plugin SDK's interpreter (a virtualenv made by deps.sh), for
+# the Go tests that run Python plugins (plugins/host, cmd/sluice, e2e).
+export SLUICE_PYTHON="$PWD/.cache/python/bin/python"
 
 echo "== lint"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.go$') 2>/dev/null || true)
@@ -18,6 +21,11 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+echo "== python SDK"
+# Unit tests of plugins/python, and the check that its generated stubs match
+# plugins/proto (CI=true makes a missing grpcio-tools a failure).
+"$SLUICE_PYTHON" -m pytest -q -p no:cacheprovider plugins/python/tests
 
 echo "== unit and integration tests"
 # e2e runs on its own afterwards: one of its tests restarts the broker,
