@@ -35,7 +35,9 @@ sources:
     # The broker's minimum: a killed member's partitions wait this long.
     session_timeout: 6s
     rebalance_timeout: 15s
-    drain_timeout: 10s
+    # Below session_timeout: no heartbeats go out while revoked
+    # partitions drain.
+    drain_timeout: 4s
 stages:
   slow:
     type: throttle
@@ -113,6 +115,9 @@ func TestChaos(t *testing.T) {
 	config := writeFile(t, t.TempDir(), "chaos.yaml", chaosPipeline)
 	j := newCopyJob(t, broker, w, parts, config, fmt.Sprintf("RATE=%d", rate), "DRAIN_TIMEOUT="+chaosDrainTimeout.String())
 	cl := kafkaClient(t, broker)
+	if code, _, stderr := run(t, time.Minute, j.env, "validate", "--plugins-dir", plugins, config); code != 0 {
+		t.Fatalf("sluice validate %s: exit %d\n%s", config, code, stderr)
+	}
 
 	// Whatever happens, leave a serving broker for the tests that follow.
 	t.Cleanup(func() {
