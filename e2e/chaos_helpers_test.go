@@ -67,22 +67,31 @@ func (f chaosFault) String() string {
 	return s
 }
 
-// chaosSchedule plans n faults (n >= 4): every kind at least once, the
+// chaosSchedule plans n faults (n >= 6): every kind at least once, the
 // rest drawn by chaosWeights, in random order, at stratified random
 // shares of the input between 5% and 85%, so that even the last fault
-// leaves records to copy.
+// leaves records to copy. At most n/6 are broker restarts (drawn again
+// past that): on a loaded machine one takes a minute, and the test must
+// stay bounded.
 func chaosSchedule(rng *rand.Rand, n int) []chaosFault {
 	kinds := []chaosKind{chaosKillPlugin, chaosKillMember, chaosTermMember, chaosRestartBroker}
 	total := 0
 	for _, w := range chaosWeights {
 		total += w
 	}
+	brokers := 1
 	for len(kinds) < n {
 		r := rng.IntN(total)
 		k := chaosKind(0)
 		for r >= chaosWeights[k] {
 			r -= chaosWeights[k]
 			k++
+		}
+		if k == chaosRestartBroker {
+			if brokers >= n/6 {
+				continue
+			}
+			brokers++
 		}
 		kinds = append(kinds, k)
 	}
@@ -282,6 +291,14 @@ func (c *chaosRun) termMember(label string, f chaosFault) {
 	c.t.Helper()
 	c.reap(label)
 	m := c.pickMember(f.pick)
+	// A process dies of a SIGTERM that comes before it installed its
+	// handler, which sluice does before it logs anything (logs are held
+	// until the pipeline is built): a SIGTERM only tests the drain from
+	// the first log line on.
+	c.await(time.Minute, m.name+" to log its first line", func() bool { return m.p.stderr.String() != "" || m.exited() })
+	if c.reap(label); !slices.Contains(c.live, m) {
+		return // it exited by itself: reported and replaced
+	}
 	c.drop(m)
 	c.note("%s: SIGTERM %s (pid %d, plugins %v, up %s)",
 		label, m.name, m.pid(), pluginChildren(m.pid()), time.Since(m.started).Round(100*time.Millisecond))
