@@ -18,7 +18,24 @@
 //     transactional producer, so a retried produce request can write a
 //     record twice; there is no exactly-once mode.
 //
+// Topic shapes:
+//
+//   - A subscribed topic that does not exist does not stop the others: the
+//     group's assignor (watch.go) assigns every partition that exists, and
+//     the source is not ready until the topic is created.
+//   - Every partition_watch_interval the source checks its topics; the
+//     member that led the assignment makes the group rebalance when
+//     partitions were added or a topic created. Partitions that did not
+//     exist when the source started are read from the earliest offset,
+//     whatever start says.
+//   - A record the brokers refuse (too large for the topic, invalid) fails
+//     its whole produce request; the sink writes that request's records
+//     again in smaller requests until only the offending ones fail. An
+//     unknown topic is retried within the retry budget.
+//
 // Record order is kept per partition: the source emits a partition's
 // records in offset order, and the sink's default partitioner sends records
-// with equal keys to the same partition.
+// with equal keys to the same partition. One exception: the records of a
+// produce request that a refused record failed are written again after
+// the rest of their Write, so they may follow later records of it.
 package kafka

@@ -49,6 +49,14 @@ func newPartitionReader(s *Source, topic string, pa kafka.PartitionAssignment) *
 	if committed < 0 {
 		committed = -1 // no commit yet: commit the resolved start position
 	}
+	if pa.Offset == kafka.LastOffset && s.appeared(topic, pa.ID) {
+		// No commit and start: latest, but the partition was created after
+		// this source subscribed: every record in it is one the group
+		// would otherwise never see.
+		s.log.Info("kafka source: partition created after the source started; reading it from the earliest offset",
+			"topic", topic, "partition", pa.ID)
+		pa.Offset = kafka.FirstOffset
+	}
 	return &partitionReader{
 		src:       s,
 		topic:     topic,

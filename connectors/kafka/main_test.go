@@ -70,6 +70,20 @@ func uniqueName(t *testing.T, what string) string {
 // createTopic creates a topic through the controller, as kafka-go needs.
 func createTopic(t *testing.T, broker, topic string, partitions int) {
 	t.Helper()
+	createTopicWith(t, broker, kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1})
+}
+
+// createTopicWith creates a topic as tc says, and waits until every
+// partition has a leader.
+func createTopicWith(t *testing.T, broker string, tc kafka.TopicConfig) {
+	t.Helper()
+	withController(t, broker, func(cc *kafka.Conn) error { return cc.CreateTopics(tc) })
+	waitForLeaders(t, broker, tc.Topic, tc.NumPartitions)
+}
+
+// withController runs do on a connection to the cluster's controller.
+func withController(t *testing.T, broker string, do func(*kafka.Conn) error) {
+	t.Helper()
 	c, err := kafka.Dial("tcp", broker)
 	if err != nil {
 		t.Fatal(err)
@@ -84,11 +98,21 @@ func createTopic(t *testing.T, broker, topic string, partitions int) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
+	if err := do(cc); err != nil {
 		t.Fatal(err)
 	}
-	// Metadata propagates asynchronously: wait until every partition has a
-	// leader, or the first produce may fail.
+}
+
+// waitForLeaders waits until the topic has its partitions, each with a
+// leader: metadata propagates asynchronously, and the first produce may
+// fail before.
+func waitForLeaders(t *testing.T, broker, topic string, partitions int) {
+	t.Helper()
+	c, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	waitFor(t, 30*time.Second, "topic "+topic+" to have leaders", func() bool {
 		ps, err := c.ReadPartitions(topic)
 		return err == nil && len(ps) == partitions && !slices.ContainsFunc(ps, func(p kafka.Partition) bool { return p.Leader.ID < 0 })

@@ -22,13 +22,27 @@ var (
 		[]string{"node", "topic", "partition"}, nil)
 )
 
-// Ready implements flow.Readier: ready once the member joined its group.
-// Until then (brokers unreachable, a rebalance) /readyz says why.
+// Ready implements flow.Readier: ready once the member joined its group
+// and every subscribed topic exists. Until then (brokers unreachable, a
+// rebalance, a topic missing) /readyz says why. A missing topic does not
+// stop the others from being consumed.
 func (s *Source) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.current == nil {
+	switch {
+	case s.current == nil:
 		return fmt.Errorf("not yet a member of group %s at %s", s.cfg.Group, strings.Join(s.cfg.Brokers, ","))
+	case !s.checked:
+		return fmt.Errorf("group %s: checking that topics %s exist", s.cfg.Group, strings.Join(s.cfg.Topics, ","))
+	case len(s.missing) == len(s.cfg.Topics):
+		return fmt.Errorf("no subscribed topic exists: %s (group %s; checked every %s)",
+			strings.Join(s.missing, ", "), s.cfg.Group, s.cfg.PartitionWatchInterval)
+	case len(s.missing) == 1:
+		return fmt.Errorf("topic %s does not exist (group %s consumes the other topics; checked every %s)",
+			s.missing[0], s.cfg.Group, s.cfg.PartitionWatchInterval)
+	case len(s.missing) > 1:
+		return fmt.Errorf("topics %s do not exist (group %s consumes the other topics; checked every %s)",
+			strings.Join(s.missing, ", "), s.cfg.Group, s.cfg.PartitionWatchInterval)
 	}
 	return nil
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -165,10 +169,21 @@ type Sink struct {
 	sec       security
 	w         *kafka.Writer
 	transport *kafka.Transport
+	bal       kafka.Balancer
+	acks      kafka.RequiredAcks
 
 	topicExpr *expr.Program
 	envs      sync.Pool // of *expr.Env: one per concurrent Write
+
+	// unknown holds topics that stayed unknown for a whole retry budget,
+	// with when: for unknownMemory, writes to them are not retried, so a
+	// topic that does not exist (a topic_expr result, say) fails its
+	// records at once instead of holding every Write for the budget.
+	unknownMu sync.Mutex
+	unknown   map[string]time.Time
 }
+
+const unknownMemory = time.Minute
 
 // NewSink validates cfg. It connects nowhere until the first Write.
 func NewSink(cfg SinkConfig) (*Sink, error) {
@@ -219,15 +234,18 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 			cfg.Logger.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(msg, args...)))
 		}),
 	}
-	s := &Sink{cfg: cfg, sec: sec, w: w, transport: tr, topicExpr: prog}
+	s := &Sink{cfg: cfg, sec: sec, w: w, transport: tr, bal: bal, acks: acks, topicExpr: prog}
 	s.envs.New = func() any { return expr.NewEnv(prog) }
 	return s, nil
 }
 
 // Write produces records and returns once the broker acknowledged all of
-// them (per acks). Records that cannot be written (too large, topic_expr
-// failed, topic unknown) or whose produce request failed after the retries
-// come back in a *flow.WriteErrors; the others were written.
+// them (per acks). Records that cannot be written (larger than
+// batch_bytes, refused by the brokers when sent alone, topic_expr failed)
+// or whose produce request failed after the retries come back in a
+// *flow.WriteErrors; the others were written. One record the brokers
+// refuse never fails the others of its produce request (see isolate). An
+// unknown topic is retried within the retry budget, then fails the Write.
 func (s *Sink) Write(ctx context.Context, records []flow.Record) error {
 	if len(records) == 0 {
 		return nil
@@ -276,8 +294,9 @@ func (s *Sink) Write(ctx context.Context, records []flow.Record) error {
 
 // topicGroup is the messages of one Write bound for one topic.
 type topicGroup struct {
-	msgs []kafka.Message
-	idx  []int // msgs[j] is records[idx[j]]
+	topic string
+	msgs  []kafka.Message
+	idx   []int // msgs[j] is records[idx[j]]
 }
 
 // messages converts records, grouped by topic in first-seen order.
@@ -326,7 +345,7 @@ func (s *Sink) messages(records []flow.Record, fail func(int, error)) (map[strin
 			if env != nil {
 				size = 0 // many topics: grow as needed
 			}
-			g = &topicGroup{msgs: make([]kafka.Message, 0, size), idx: make([]int, 0, size)}
+			g = &topicGroup{topic: topic, msgs: make([]kafka.Message, 0, size), idx: make([]int, 0, size)}
 			groups[topic] = g
 			order = append(order, topic)
 		}
@@ -339,20 +358,288 @@ func (s *Sink) messages(records []flow.Record, fail func(int, error)) (map[strin
 // produce writes one topic's messages. Per-message failures go to fail; an
 // error failing the whole call is returned.
 func (s *Sink) produce(ctx context.Context, g *topicGroup, fail func(int, error)) error {
-	err := s.w.WriteMessages(ctx, g.msgs...)
+	err := s.write(ctx, g.topic, g.msgs)
 	var werrs kafka.WriteErrors
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &werrs) && len(werrs) == len(g.msgs):
+		var suspects []int // positions in g.msgs
 		for j, e := range werrs {
-			if e != nil {
+			switch {
+			case e == nil:
+			case recordCaused(e):
+				suspects = append(suspects, j)
+			default:
 				fail(g.idx[j], s.explain(e))
 			}
+		}
+		if len(suspects) > 0 {
+			s.isolate(ctx, g, suspects, fail)
 		}
 		return nil
 	}
 	return s.explain(err)
+}
+
+// write is WriteMessages, retried within the retry budget when it failed
+// before sending anything: the topic's metadata could not be had. The
+// usual cause is a topic created a moment ago (or being created by the
+// brokers' auto.create.topics.enable) whose metadata has not reached
+// every broker yet; Kafka calls that retriable. kafka-go retries failed
+// produce requests itself, but not this.
+func (s *Sink) write(ctx context.Context, topic string, msgs []kafka.Message) error {
+	start := time.Now()
+	backoff := flow.Backoff{Initial: s.cfg.Backoff, Max: s.cfg.MaxBackoff}
+	budget, remembered := s.cfg.MaxRetries, s.recentlyUnknown(topic)
+	if remembered {
+		budget = 0
+	}
+	for retry := 1; ; retry++ {
+		err := s.w.WriteMessages(ctx, msgs...)
+		if err == nil && remembered {
+			s.setUnknown(topic, false)
+		}
+		if err == nil || ctx.Err() != nil || !retriable(err) {
+			return err
+		}
+		if retry > budget {
+			took := time.Since(start).Round(time.Millisecond)
+			switch {
+			case !errors.Is(err, kafka.UnknownTopicOrPartition):
+				return fmt.Errorf("metadata of topic %q: still failing after %d retries over %s: %w", topic, retry-1, took, err)
+			case remembered:
+				return fmt.Errorf("topic %q does not exist (it stayed unknown for a whole retry budget less than %s ago, so it is not retried now): %w",
+					topic, unknownMemory, err)
+			}
+			s.setUnknown(topic, true)
+			return fmt.Errorf("topic %q does not exist: still unknown after %d retries over %s; create it, or let the brokers create it (auto.create.topics.enable): %w",
+				topic, retry-1, took, err)
+		}
+		// A topic the brokers are creating is known a moment later: warn
+		// only when it lasts.
+		lvl := slog.LevelDebug
+		if retry%20 == 3 {
+			lvl = slog.LevelWarn
+		}
+		s.cfg.Logger.Log(ctx, lvl, "kafka sink: cannot get the topic's metadata (a topic created a moment ago takes a moment to reach every broker); retrying",
+			"topic", topic, "retry", retry, "max_retries", budget, "err", err)
+		if flow.Sleep(ctx, backoff.Delay(retry)) != nil {
+			return err
+		}
+	}
+}
+
+// recentlyUnknown reports whether topic stayed unknown for a whole retry
+// budget less than unknownMemory ago.
+func (s *Sink) recentlyUnknown(topic string) bool {
+	s.unknownMu.Lock()
+	defer s.unknownMu.Unlock()
+	at, ok := s.unknown[topic]
+	if ok && time.Since(at) >= unknownMemory {
+		delete(s.unknown, topic)
+		ok = false
+	}
+	return ok
+}
+
+func (s *Sink) setUnknown(topic string, unknown bool) {
+	s.unknownMu.Lock()
+	defer s.unknownMu.Unlock()
+	switch {
+	case !unknown:
+		delete(s.unknown, topic)
+	case s.unknown == nil:
+		s.unknown = map[string]time.Time{topic: time.Now()}
+	default:
+		s.unknown[topic] = time.Now()
+	}
+}
+
+// retriable reports errors another try may not get: a retriable Kafka
+// error, or a lost connection. WriteMessages returns such errors (rather
+// than WriteErrors) only before any produce request went out, while it
+// reads the topic's metadata: retrying those writes nothing twice.
+func retriable(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) || isAuthError(err) {
+		return false
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary()
+	}
+	var nerr net.Error
+	return errors.As(err, &nerr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// recordCaused reports produce errors one record can cause for the whole
+// request it is in: larger than the topic's max.message.bytes (which
+// also bounds a whole batch), a batch larger than a log segment, a record
+// the broker refuses (a keyless record on a compacted topic), a timestamp
+// out of the allowed range.
+func recordCaused(err error) bool {
+	for _, code := range []kafka.Error{kafka.MessageSizeTooLarge, kafka.RecordListTooLarge, kafka.InvalidRecord, kafka.InvalidTimestamp} {
+		if errors.Is(err, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// isolate writes again the messages of g at positions suspects, whose
+// produce request failed for a reason one record can cause. kafka-go
+// fails every message of such a request, innocent ones too, and a request
+// can hold records of concurrent Writes. Each partition's suspects are
+// sent again in requests of their own (not through the Writer, which
+// would batch them with other records), halving every request that
+// fails until the failure is pinned on records that fail alone: only
+// those go to fail. The others are written in their original order.
+func (s *Sink) isolate(ctx context.Context, g *topicGroup, suspects []int, fail func(int, error)) {
+	cl := &kafka.Client{Addr: s.w.Addr, Transport: s.transport, Timeout: isolateTimeout}
+	ids, err := s.partitionIDs(ctx, cl, g.topic)
+	if err != nil {
+		for _, j := range suspects {
+			fail(g.idx[j], s.explain(err))
+		}
+		return
+	}
+	byPart := map[int][]int{}
+	var order []int
+	for _, j := range suspects {
+		p := s.bal.Balance(g.msgs[j], ids...)
+		if byPart[p] == nil {
+			order = append(order, p)
+		}
+		byPart[p] = append(byPart[p], j)
+	}
+	s.cfg.Logger.Info("kafka sink: a produce request failed for a reason one record can cause; writing its records again in smaller requests to fail only the offending ones",
+		"topic", g.topic, "records", len(suspects))
+	for _, p := range order {
+		set := byPart[p]
+		if len(set) == 1 {
+			s.tryAlone(ctx, cl, g, p, set, fail)
+			continue
+		}
+		mid := len(set) / 2
+		s.tryAlone(ctx, cl, g, p, set[:mid], fail)
+		s.tryAlone(ctx, cl, g, p, set[mid:], fail)
+	}
+}
+
+// isolateTimeout bounds one produce request of isolate, as kafka-go's
+// Writer does its own.
+const isolateTimeout = 10 * time.Second
+
+// tryAlone writes the messages at positions set to partition p as one
+// request; if it fails for a reason one record can cause, the failed
+// records are narrowed down: the ones the broker named, or else the two
+// halves are tried apart. A record that fails alone is the culprit.
+func (s *Sink) tryAlone(ctx context.Context, cl *kafka.Client, g *topicGroup, p int, set []int, fail func(int, error)) {
+	named, err := s.produceDirect(ctx, cl, g, p, set)
+	switch {
+	case err == nil:
+		return
+	case !recordCaused(err):
+		for _, j := range set {
+			fail(g.idx[j], s.explain(err))
+		}
+		return
+	}
+	var rest []int
+	for k, j := range set {
+		if e, ok := named[k]; ok {
+			// The broker named the records it refused (KIP-467).
+			fail(g.idx[j], s.explainRecord(g.msgs[j], g.topic, err, e))
+		} else {
+			rest = append(rest, j)
+		}
+	}
+	switch {
+	case len(rest) < len(set):
+		if len(rest) > 0 {
+			s.tryAlone(ctx, cl, g, p, rest, fail)
+		}
+	case len(set) == 1:
+		fail(g.idx[set[0]], s.explainRecord(g.msgs[set[0]], g.topic, err, nil))
+	default:
+		mid := len(set) / 2
+		s.tryAlone(ctx, cl, g, p, set[:mid], fail)
+		s.tryAlone(ctx, cl, g, p, set[mid:], fail)
+	}
+}
+
+// produceDirect sends the messages at positions set as one produce
+// request to partition p, retrying retriable errors within the retry
+// budget as kafka-go's Writer does. named holds the errors the broker
+// gave for single records, by position in set.
+func (s *Sink) produceDirect(ctx context.Context, cl *kafka.Client, g *topicGroup, p int, set []int) (named map[int]error, err error) {
+	backoff := flow.Backoff{Initial: s.cfg.Backoff, Max: s.cfg.MaxBackoff}
+	for retry := 0; ; retry++ {
+		if retry > 0 {
+			if e := flow.Sleep(ctx, backoff.Delay(retry)); e != nil {
+				return nil, err
+			}
+		}
+		recs := make([]kafka.Record, len(set))
+		for k, j := range set {
+			m := &g.msgs[j]
+			recs[k] = kafka.Record{Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+		}
+		var res *kafka.ProduceResponse
+		res, err = cl.Produce(ctx, &kafka.ProduceRequest{
+			Topic:        g.topic,
+			Partition:    p,
+			RequiredAcks: s.acks,
+			Compression:  compressions[s.cfg.Compression],
+			Records:      kafka.NewRecordReader(recs...),
+		})
+		if err == nil && res != nil {
+			err, named = res.Error, res.RecordErrors
+		}
+		if err == nil || ctx.Err() != nil || retry >= s.cfg.MaxRetries || !retriable(err) {
+			return named, err
+		}
+	}
+}
+
+// partitionIDs lists the partitions of topic, from the transport's
+// metadata cache.
+func (s *Sink) partitionIDs(ctx context.Context, cl *kafka.Client, topic string) ([]int, error) {
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, t.Error
+		}
+		ids := make([]int, len(t.Partitions))
+		for i, p := range t.Partitions {
+			ids[i] = p.ID
+		}
+		slices.Sort(ids)
+		return ids, nil
+	}
+	return nil, kafka.UnknownTopicOrPartition
+}
+
+// explainRecord explains why the broker refused one record: err is the
+// request's error, detail what the broker said of this record, if it did.
+func (s *Sink) explainRecord(m kafka.Message, topic string, err, detail error) error {
+	if errors.Is(err, kafka.MessageSizeTooLarge) {
+		return fmt.Errorf("record of %d bytes refused by the brokers as too large for topic %s (its max.message.bytes, or the brokers' message.max.bytes; batch_bytes is %d): %w",
+			messageSize(&m), topic, s.cfg.BatchBytes, err)
+	}
+	var code kafka.Error
+	if detail != nil && errors.As(err, &code) {
+		return fmt.Errorf("record refused by the brokers for topic %s: %v: %w", topic, detail, code)
+	}
+	return fmt.Errorf("record refused by the brokers for topic %s: %w", topic, err)
 }
 
 // explain names the topic and brokers, and the config keys to check when

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -33,6 +35,12 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultDrainTimeout      = 10 * time.Second
+	// DefaultPartitionWatchInterval is how often the subscribed topics are
+	// checked for added partitions, new topics and missing ones.
+	DefaultPartitionWatchInterval = 5 * time.Second
+	// MinPartitionWatchInterval keeps the checks from flooding the brokers
+	// with metadata requests.
+	MinPartitionWatchInterval = 100 * time.Millisecond
 )
 
 // authAttempts is how many consecutive authentication or TLS failures Run
@@ -67,6 +75,11 @@ type SourceConfig struct {
 	// shorter, or this member misses the rejoin.
 	RebalanceTimeout time.Duration
 	DrainTimeout     time.Duration
+	// PartitionWatchInterval is how often the subscribed topics are
+	// checked: partitions added and topics created while running are
+	// assigned after the next check (plus a rebalance); a topic that does
+	// not exist keeps the source not ready.
+	PartitionWatchInterval time.Duration
 
 	TLS  TLS
 	SASL SASL
@@ -98,6 +111,7 @@ func (c *SourceConfig) setDefaults() {
 	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	def(&c.RebalanceTimeout, DefaultRebalanceTimeout)
 	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.PartitionWatchInterval, DefaultPartitionWatchInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -115,8 +129,16 @@ func (c *SourceConfig) validate() error {
 		bad("topics", "list at least one topic")
 	}
 	for i, t := range c.Topics {
-		if strings.TrimSpace(t) == "" {
-			bad(fmt.Sprintf("topics[%d]", i), "empty topic name")
+		field := fmt.Sprintf("topics[%d]", i)
+		switch {
+		case strings.TrimSpace(t) == "":
+			bad(field, "empty topic name")
+		case slices.Contains(c.Topics[:i], t):
+			bad(field, "topic %q is listed twice", t)
+		default:
+			if err := checkTopicName(t); err != nil {
+				bad(field, "%v", err)
+			}
 		}
 	}
 	if c.Group == "" {
@@ -134,7 +156,28 @@ func (c *SourceConfig) validate() error {
 	if c.DrainTimeout >= c.RebalanceTimeout {
 		bad("drain_timeout", "%s must be below rebalance_timeout %s: a revoked partition drains before this member rejoins", c.DrainTimeout, c.RebalanceTimeout)
 	}
+	if c.PartitionWatchInterval < MinPartitionWatchInterval {
+		bad("partition_watch_interval", "%s is below %s", c.PartitionWatchInterval, MinPartitionWatchInterval)
+	}
 	return errors.Join(errs...)
+}
+
+// checkTopicName applies Kafka's rules for topic names: a name the
+// brokers would refuse fails the whole group's join, every time.
+func checkTopicName(t string) error {
+	const maxLen = 249
+	switch {
+	case t == "." || t == "..":
+		return fmt.Errorf("%q is not a valid topic name", t)
+	case len(t) > maxLen:
+		return fmt.Errorf("topic name of %d characters is longer than Kafka's %d", len(t), maxLen)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic name %q has %q: Kafka allows only letters, digits, '.', '_' and '-'", t, r)
+		}
+	}
+	return nil
 }
 
 // Source consumes topics as a member of a consumer group. It implements
@@ -155,10 +198,20 @@ type Source struct {
 	closeCtx context.Context
 	closeNow context.CancelFunc
 
+	assign *assigner
+
 	mu      sync.Mutex
 	group   *kafka.ConsumerGroup
 	current *generation
 	closed  bool
+	// Topic checks (watch.go): missing lists subscribed topics that do not
+	// exist; checked is set by the first check; known is the partition
+	// count of each topic when this source first looked.
+	missing       []string
+	checked       bool
+	known         topicCounts
+	missingWarned time.Time
+	checks        atomic.Int64 // completed topic checks, for tests
 }
 
 // NewSource validates cfg. It connects nowhere: Run does.
@@ -178,6 +231,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		log:    cfg.Logger,
 	}
 	s.closeCtx, s.closeNow = context.WithCancel(context.Background())
+	s.assign = &assigner{src: s}
 	return s, nil
 }
 
@@ -203,8 +257,11 @@ func (s *Source) openGroup() (*kafka.ConsumerGroup, error) {
 		SessionTimeout:    s.cfg.SessionTimeout,
 		RebalanceTimeout:  s.cfg.RebalanceTimeout,
 		JoinGroupBackoff:  time.Second,
-		StartOffset:       start,
-		Timeout:           requestTimeout,
+		// Every existing partition is assigned even when a topic is
+		// missing; the generation's watch replaces WatchPartitionChanges.
+		GroupBalancers: []kafka.GroupBalancer{s.assign},
+		StartOffset:    start,
+		Timeout:        requestTimeout,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			s.log.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(msg, args...)))
 		}),
@@ -220,6 +277,7 @@ func (s *Source) openGroup() (*kafka.ConsumerGroup, error) {
 // unreachable is retried with backoff for as long as it lasts; rejected
 // credentials or TLS failures end Run with an error after a few attempts.
 func (s *Source) Run(ctx context.Context, out flow.Emitter) error {
+	s.firstLook(ctx)
 	group, err := s.openGroup()
 	if err != nil {
 		return err
@@ -262,6 +320,20 @@ func (s *Source) Run(ctx context.Context, out flow.Emitter) error {
 			g.waitStopped()
 			return nil
 		}
+	}
+}
+
+// firstLook records the partitions the topics have before the group is
+// joined: partitions beyond them appeared while the source ran, and are
+// read from the earliest offset (see appeared). Best effort: if the
+// brokers do not answer, the first check after joining stands in.
+func (s *Source) firstLook(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	stop := context.AfterFunc(s.closeCtx, cancel)
+	defer stop()
+	if _, counts, err := s.lookup(ctx, s.cfg.Topics); err == nil {
+		s.noteTopics(counts)
 	}
 }
 
@@ -332,6 +404,11 @@ type generation struct {
 
 func (s *Source) startGeneration(ctx context.Context, gen *kafka.Generation, out flow.Emitter) *generation {
 	g := &generation{src: s, gen: gen, done: make(chan struct{})}
+	// Set when this member led the assignment: what it assigned from.
+	view := s.assign.take()
+	if view != nil {
+		s.noteTopics(view)
+	}
 	var assigned []string
 	for _, topic := range s.cfg.Topics {
 		for _, pa := range gen.Assignments[topic] {
@@ -342,9 +419,8 @@ func (s *Source) startGeneration(ctx context.Context, gen *kafka.Generation, out
 	s.log.Info("kafka source: joined group", "group", s.cfg.Group, "generation", gen.ID, "member", gen.MemberID,
 		"partitions", strings.Join(assigned, ","))
 	if len(assigned) == 0 {
-		// Partitions added later are only seen at the next rebalance.
-		s.log.Warn("kafka source: no partitions assigned: the topics may not exist yet, or the group has more members than partitions",
-			"group", s.cfg.Group, "topics", strings.Join(s.cfg.Topics, ","))
+		s.log.Warn("kafka source: no partitions assigned: the group has more members than partitions, or the topics do not exist yet (checked every partition_watch_interval)",
+			"group", s.cfg.Group, "topics", strings.Join(s.cfg.Topics, ","), "partition_watch_interval", s.cfg.PartitionWatchInterval)
 	}
 	s.mu.Lock()
 	s.current = g
@@ -363,6 +439,7 @@ func (s *Source) startGeneration(ctx context.Context, gen *kafka.Generation, out
 		})
 	}
 	gen.Start(g.commitLoop)
+	gen.Start(func(genCtx context.Context) { g.watch(genCtx, view) })
 	return g
 }
 
