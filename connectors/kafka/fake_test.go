@@ -284,6 +284,7 @@ func TestBuildFromRegistry(t *testing.T) {
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}}, "group", "required"},
 		{"source", map[string]any{"brokers": []any{"nohost"}, "topics": []any{"t"}, "group": "g"}, "brokers[0]", "host:port"},
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "drain_timeout": 40 * time.Second}, "drain_timeout", "below rebalance_timeout"},
+		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "session_timeout": 6 * time.Second, "drain_timeout": 6 * time.Second}, "drain_timeout", "below session_timeout"},
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "sasl": map[string]any{"mechanism": "scram-sha-1", "user": "u"}}, "sasl.mechanism", "unknown mechanism"},
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "tls": map[string]any{"ca": "x.pem"}}, "tls.enabled", "enabled is false"},
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "tls": map[string]any{"enabled": true, "ca": "/nonexistent/ca.pem"}}, "tls.ca", "no such file"},

@@ -156,6 +156,12 @@ func (c *SourceConfig) validate() error {
 	if c.DrainTimeout >= c.RebalanceTimeout {
 		bad("drain_timeout", "%s must be below rebalance_timeout %s: a revoked partition drains before this member rejoins", c.DrainTimeout, c.RebalanceTimeout)
 	}
+	// kafka-go stops heartbeating once a rebalance starts: a drain longer
+	// than the session gets this member evicted and its last commit
+	// refused, so the next owner repeats what the drain wrote.
+	if c.DrainTimeout >= c.SessionTimeout {
+		bad("drain_timeout", "%s must be below session_timeout %s: no heartbeats are sent while revoked partitions drain, so a longer drain gets this member evicted and its final commit refused", c.DrainTimeout, c.SessionTimeout)
+	}
 	if c.PartitionWatchInterval < MinPartitionWatchInterval {
 		bad("partition_watch_interval", "%s is below %s", c.PartitionWatchInterval, MinPartitionWatchInterval)
 	}

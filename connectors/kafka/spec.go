@@ -37,7 +37,7 @@ func init() {
 			{Name: "rebalance_timeout", Type: registry.Duration, Default: "30s",
 				Doc: "how long the coordinator waits for members to rejoin during a rebalance"},
 			{Name: "drain_timeout", Type: registry.Duration, Default: "10s",
-				Doc: "how long a revoked partition waits for its in-flight records before its last commit; below rebalance_timeout"},
+				Doc: "how long a revoked partition waits for its in-flight records before its last commit; below rebalance_timeout and session_timeout"},
 			{Name: "partition_watch_interval", Type: registry.Duration, Default: "5s",
 				Doc: "how often the topics are checked (at least 100ms): added partitions and new topics are consumed within this plus a rebalance, from their earliest offset; missing topics keep the source not ready"},
 		}, securityFields()...),
