@@ -28,7 +28,7 @@ const envPython = "SLUICE_PYTHON"
 // sdkPython returns that interpreter, or skips the test (loudly) when
 // there is none: python3 or the package could not be installed. Set
 // explicitly and broken, it fails the test.
-func sdkPython(t *testing.T) string {
+func sdkPython(t testing.TB) string {
 	t.Helper()
 	py := os.Getenv(envPython)
 	explicit := py != ""
@@ -55,7 +55,7 @@ func sdkPython(t *testing.T) string {
 // pythonScript writes body as an executable script run by the SDK's
 // interpreter (a virtualenv's python: it finds its packages with no
 // environment variables, which a plugin does not get).
-func pythonScript(t *testing.T, body string) string {
+func pythonScript(t testing.TB, body string) string {
 	t.Helper()
 	py := sdkPython(t)
 	path := filepath.Join(t.TempDir(), "plugin.py")
@@ -66,9 +66,12 @@ func pythonScript(t *testing.T, body string) string {
 }
 
 // hostPlugin is plugins/python/tests/plugins/hostplugin.py as an executable.
-func hostPlugin(t *testing.T) string {
+func hostPlugin(t testing.TB) string { return pythonTestPlugin(t, "hostplugin") }
+
+// pythonTestPlugin is plugins/python/tests/plugins/<name>.py as an executable.
+func pythonTestPlugin(t testing.TB, name string) string {
 	t.Helper()
-	src, err := os.ReadFile("../python/tests/plugins/hostplugin.py")
+	src, err := os.ReadFile("../python/tests/plugins/" + name + ".py")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,5 +235,31 @@ func TestPythonProbe(t *testing.T) {
 	}
 	if info.Name != "hostplugin" || info.Version != "0.0.1" || info.SDK != "sluice-python-sdk" || info.ProtocolVersion != 1 {
 		t.Fatalf("Probe = %+v", info)
+	}
+}
+
+// BenchmarkPythonPlugin runs the benchmark of BenchmarkPlugin (generate ->
+// stage -> discard, 1000-record batches, one instance) through the Go
+// passthrough plugin and the Python one, with process and process_batch,
+// side by side in one run (scripts/bench.sh prints the ratios):
+//
+//	go test ./plugins/host -run '^$' -bench PythonPlugin -benchtime 2s
+func BenchmarkPythonPlugin(b *testing.B) {
+	const size = 100
+	b.Run("100B/go-plugin", func(b *testing.B) {
+		benchStage(b, size, func(b *testing.B) flow.Stage { return benchPlugin(b) })
+	})
+	for _, mode := range []string{"process_batch", "process"} {
+		b.Run("100B/python-"+mode, func(b *testing.B) {
+			benchStage(b, size, func(b *testing.B) flow.Stage {
+				bin := pythonTestPlugin(b, "passthrough") // untimed, as the start
+				st, err := host.New(context.Background(), host.Config{Path: bin, Env: map[string]string{"MODE": mode},
+					Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return st
+			})
+		})
 	}
 }

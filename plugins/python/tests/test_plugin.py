@@ -224,3 +224,51 @@ def test_plugin_needs_exactly_one_function():
         Plugin("p", "1")
     with pytest.raises(TypeError, match="exactly one"):
         Plugin("p", "1", process=upper, process_batch=lambda r, o: None)
+
+
+def test_emit_values_keeps_keys_headers_timestamps():
+    def batch(records, out):
+        out.emit_values([None if v == b"tomb" else v.upper() for v in records.values])
+    with in_process(Plugin("p", "1", process_batch=batch)) as p:
+        res = p.process(Record(b"a", b"k1", [("h", b"1"), ("h", b"2")], 5), Record(b"tomb", None, [], 0),
+                        Record(b"c", b"", [("x", b"")], 9))
+    assert res[0].outputs == [Record(b"A", b"k1", [("h", b"1"), ("h", b"2")], 5)]
+    assert res[1].outputs == [Record(None)]
+    assert res[2].outputs == [Record(b"C", b"", [("x", b"")], 9)]
+
+
+def test_emit_all_of_the_untouched_batch_copies_it():
+    def batch(records, out):
+        assert len(records) == 2 and records.keys == [b"k", None]
+        out.emit_all(records)
+    with in_process(Plugin("p", "1", process_batch=batch)) as p:
+        res = p.process(Record(b"a", b"k", [("h", b"1")], 5), Record(None))
+    assert res[0].outputs == [Record(b"a", b"k", [("h", b"1")], 5)] and res[1].outputs == [Record(None)]
+
+
+def test_emit_all_after_changing_records_sends_the_changes():
+    def batch(records, out):
+        for r in records:
+            r.value = b"changed"
+        out.emit_all(records)
+    with in_process(Plugin("p", "1", process_batch=batch)) as p:
+        res = p.process(Record(b"a"), Record(b"b"))
+    assert [r.outputs[0].value for r in res] == [b"changed", b"changed"]
+
+
+def test_emit_values_narrowed_when_one_value_raises():
+    def batch(records, out):
+        out.emit_values([v + b"!" if v != b"bad" else 1 / 0 for v in records.values])
+    with in_process(Plugin("p", "1", process_batch=batch)) as p:
+        res = p.process(Record(b"a", b"k"), Record(b"bad"), Record(b"c"))
+    assert res[0].outputs == [Record(b"a!", b"k")] and res[2].outputs == [Record(b"c!")]
+    assert res[1].error == "ZeroDivisionError: division by zero"
+
+
+def test_mixing_whole_batch_calls_with_others_fails_the_batch():
+    def batch(records, out):
+        out.fail(0, "no")
+        out.emit_values(records.values)
+    with in_process(Plugin("p", "1", process_batch=batch)) as p:
+        res = p.process(Record(b"a"), Record(b"b"))
+    assert "emit_values after other calls" in res[0].error

@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import datetime as _dt
+from operator import itemgetter as _itemgetter
 
 __all__ = ["Record", "Origin"]
 
 
-class Origin:
-    """Where a record came from: read-only for plugins.
+class Origin(tuple):
+    """Where a record came from: (source, topic, partition, offset),
+    read-only for plugins. Outputs always keep their input's origin,
+    whatever a plugin sets."""
 
-    Outputs always keep their input's origin, whatever a plugin sets.
-    """
+    __slots__ = ()
 
-    __slots__ = ("source", "topic", "partition", "offset")
+    def __new__(cls, source: str = "", topic: str = "", partition: int = 0, offset: int = 0):
+        return tuple.__new__(cls, (source, topic, partition, offset))
 
-    def __init__(self, source: str = "", topic: str = "", partition: int = 0, offset: int = 0):
-        self.source = source
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Origin):
-            return NotImplemented
-        return (self.source, self.topic, self.partition, self.offset) == (
-            other.source,
-            other.topic,
-            other.partition,
-            other.offset,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.source, self.topic, self.partition, self.offset))
+    source = property(_itemgetter(0), doc="the source node's id")
+    topic = property(_itemgetter(1), doc="the topic (or stream) name")
+    partition = property(_itemgetter(2), doc="the partition")
+    offset = property(_itemgetter(3), doc="the offset in the partition")
 
     def __repr__(self) -> str:
         return (

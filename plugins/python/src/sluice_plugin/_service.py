@@ -4,6 +4,7 @@ go-plugin services the host expects (health, controller, stdio)."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import traceback
 
@@ -107,9 +108,12 @@ def _check_output(r) -> None:
 class _State:
     """One batch's reply under construction."""
 
-    __slots__ = ("outs", "counts", "errs", "last", "bad")
+    __slots__ = ("outs", "counts", "errs", "last", "bad", "cols")
 
     def __init__(self, n: int):
+        # cols, when set, is the whole reply in columns: (blob, lens) of new
+        # values, or () for the inputs unchanged (emit_values, emit_all).
+        self.cols = None
         self.outs: list = []
         self.counts = [0] * n
         self.errs: dict = {}
@@ -126,12 +130,13 @@ class Results:
     index. Calls must follow input order: emit(3, ...) after emit(5, ...) is
     refused (the batch fails with an error saying so)."""
 
-    __slots__ = ("_st", "_base", "_n")
+    __slots__ = ("_st", "_base", "_n", "_in")
 
-    def __init__(self, st: _State, base: int, n: int):
+    def __init__(self, st: _State, base: int, n: int, inputs=None):
         self._st = st
         self._base = base
         self._n = n
+        self._in = inputs
 
     def emit(self, i: int, record: Record) -> None:
         """Adds an output of input record i."""
@@ -142,6 +147,9 @@ class Results:
         _check_output(record)
         j = self._base + i
         c = st.counts[j]
+        if st.cols is not None:
+            st.misuse(f"Results.emit({i}) after emit_all or emit_values")
+            return
         if j < st.last:
             st.misuse(f"Results.emit({i}) after a call for record {st.last - self._base}: outputs must follow input order")
             return
@@ -152,23 +160,55 @@ class Results:
         st.counts[j] = c + 1
         st.outs.append(record)
 
+    def _whole(self, what: str) -> bool:
+        """Whether a call covering every input may come now."""
+        st = self._st
+        if st.cols is not None or any(st.counts[self._base : self._base + self._n]):
+            st.misuse(f"Results.{what} after other calls for the same batch")
+            return False
+        return True
+
     def emit_all(self, records) -> None:
-        """Emits records[i] as the one output of input i, for every input
-        of the batch: the fast path of a map."""
+        """Emits records[i] as the one output of input i, for every input.
+        Given the batch itself, untouched, its records are copied column by
+        column: the fast path of a filter that keeps everything, or of a
+        plugin that only looks."""
         if len(records) != self._n:
             self._st.misuse(f"Results.emit_all with {len(records)} records for {self._n} inputs")
             return
-        for r in records:
-            _check_output(r)
+        if not self._whole("emit_all"):
+            return
         st = self._st
+        if records is self._in and isinstance(records, _wire.Batch) and records.untouched():
+            st.cols = ()
+        else:
+            for r in records:
+                _check_output(r)
+            st.outs.extend(records)
         base = self._base
-        for i in range(self._n):
-            if st.counts[base + i] != 0 or base + i < st.last:
-                st.misuse("Results.emit_all after other calls for the same records")
-                return
         st.counts[base : base + self._n] = [1] * self._n
-        st.outs.extend(records)
         st.last = base + self._n - 1
+
+    def emit_values(self, values) -> None:
+        """Emits, for every input i, one output: input i with values[i] as
+        its value (bytes, or None for a tombstone), key, headers and
+        timestamp kept. The fast path of a map over values."""
+        st = self._st
+        if len(values) != self._n:
+            st.misuse(f"Results.emit_values with {len(values)} values for {self._n} inputs")
+            return
+        if not self._whole("emit_values"):
+            return
+        blob, lens = _wire.nullable(list(values), "value")  # TypeError for a wrong type
+        inputs = self._in
+        if isinstance(inputs, _wire.Batch) and inputs.has_message():
+            st.cols = (blob, lens)
+            base = self._base
+            st.counts[base : base + self._n] = [1] * self._n
+            st.last = base + self._n - 1
+            return
+        for i, v in enumerate(values):
+            self.emit(i, inputs[i].copy(value=v))
 
     def fail(self, i: int, err) -> None:
         """Marks input record i as failed (err: an exception or a message):
@@ -180,6 +220,9 @@ class Results:
             return
         j = self._base + i
         c = st.counts[j]
+        if st.cols is not None:
+            st.misuse(f"Results.fail({i}) after emit_all or emit_values")
+            return
         if c == _FAILED:
             return  # the first error wins
         if c > 0:
@@ -200,36 +243,46 @@ class Results:
 
 
 def _per_record(fn):
-    """process(record) as a batch function: each call guarded on its own."""
+    """process(record) as a batch function: each call guarded on its own.
+    Outputs are type-checked when encoded (see Service._repair), not here."""
 
     def run(records, st: _State, base: int) -> None:
         outs = st.outs
         counts = st.counts
         extend = outs.extend
-        for i, r in enumerate(records, base):
+        i = base
+        for r in records:
             try:
                 res = fn(r)
-                t = type(res)
-                if t is not list and t is not tuple:
-                    if res is None:
-                        raise TypeError("process returned None: return [] to filter a record out, [record] to keep it")
-                    if isinstance(res, Record):
-                        raise TypeError("process returned a Record: return a list ([record])")
-                    res = list(res)
-                for o in res:
-                    if type(o) is not Record or (o.value is not None and type(o.value) is not bytes) or (
-                        o.key is not None and type(o.key) is not bytes
-                    ):
-                        _check_output(o)
             except BaseException as e:  # noqa: BLE001 - a record's failure never ends the process
                 counts[i] = _FAILED
                 st.errs[i] = _message(e)
+                i += 1
                 continue
+            if type(res) is not list:
+                try:
+                    res = _as_list(res)
+                except TypeError as e:
+                    counts[i] = _FAILED
+                    st.errs[i] = _message(e)
+                    i += 1
+                    continue
             counts[i] = len(res)
             extend(res)
-        st.last = base + len(records) - 1
+            i += 1
+        st.last = i - 1
 
     return run
+
+
+def _as_list(res) -> list:
+    if res is None:
+        raise TypeError("process returned None: return [] to filter a record out, [record] to keep it")
+    if isinstance(res, Record):
+        raise TypeError("process returned a Record: return a list ([record])")
+    if isinstance(res, (bytes, str)):
+        raise TypeError(f"process returned {type(res).__name__}: return a list of Records")
+    return list(res)
 
 
 class Service(pb_grpc.ProcessorServicer):
@@ -285,8 +338,26 @@ class Service(pb_grpc.ProcessorServicer):
     def Process(self, request_iterator, context):
         if not self._enter():
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "plugin is draining: no new streams")
+        # Receiving (and parsing) the next batch overlaps processing this one:
+        # a reader thread stays one batch ahead. The host's credit window
+        # bounds what it can have queued.
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        failure: list = []
+
+        def read() -> None:
+            try:
+                for b in request_iterator:
+                    q.put(b)
+            except Exception as e:  # the stream broke: the handler ends too
+                failure.append(e)
+            q.put(None)
+
+        threading.Thread(target=read, name="sluice-recv", daemon=True).start()
         try:
-            for batch in request_iterator:
+            while True:
+                batch = q.get()
+                if batch is None:
+                    break
                 yield self.handle(batch)
         finally:
             self._leave()
@@ -328,7 +399,10 @@ class Service(pb_grpc.ProcessorServicer):
         """One batch in, its Result out. Never raises."""
         res = pb.Result(seq=batch.seq)
         try:
-            records = _wire.decode(batch.records)
+            if self._records_fn is not None:
+                records = _wire.decode(batch.records)
+            else:
+                records = _wire.Batch(batch.records)
         except Exception as e:
             res.batch_error = f"sdk: cannot decode batch: {e}"
             return res
@@ -347,7 +421,18 @@ class Service(pb_grpc.ProcessorServicer):
         try:
             out = res.records
             out.SetInParent()
-            _wire.encode(st.outs, out)
+            if st.cols is None:
+                try:
+                    _wire.encode(st.outs, out)
+                except (TypeError, AttributeError):
+                    # An output of the wrong type: fail the records that
+                    # produced one, encode the rest.
+                    self._repair(st)
+                    out.Clear()
+                    out.SetInParent()
+                    _wire.encode(st.outs, out)
+            else:
+                _wire.copy_columns(batch.records, out, st.cols)
         except Exception as e:  # an output that passed the checks yet cannot be encoded
             res.Clear()
             res.seq = batch.seq
@@ -370,13 +455,32 @@ class Service(pb_grpc.ProcessorServicer):
                 )
         return res
 
+    @staticmethod
+    def _repair(st: _State) -> None:
+        kept = []
+        o = 0
+        for i, c in enumerate(st.counts):
+            if c <= 0:
+                continue
+            mine = st.outs[o : o + c]
+            o += c
+            try:
+                for r in mine:
+                    _check_output(r)
+            except TypeError as e:
+                st.counts[i] = _FAILED
+                st.errs[i] = _message(e)
+                continue
+            kept.extend(mine)
+        st.outs[:] = kept
+
     def _run(self, records: list, st: _State) -> None:
         if self._records_fn is not None:
             self._records_fn(records, st, 0)
             return
         fn = self.plugin.process_batch
         try:
-            fn(records, Results(st, 0, len(records)))
+            fn(records, Results(st, 0, len(records), records))
             return
         except BatchError:
             raise
@@ -390,10 +494,12 @@ class Service(pb_grpc.ProcessorServicer):
         st.errs.clear()
         st.last = 0
         st.bad = None
+        st.cols = None
         for i in range(n):
             mark = len(st.outs)
+            one = records[i : i + 1]
             try:
-                fn(records[i : i + 1], Results(st, i, 1))
+                fn(one, Results(st, i, 1, one))
             except BaseException as e:  # noqa: BLE001
                 del st.outs[mark:]
                 st.counts[i] = _FAILED

@@ -10,10 +10,14 @@ empty when no record needs them.
 
 from __future__ import annotations
 
+from itertools import repeat as _repeat
+
 from ._proto import sluice_plugin_pb2 as pb
 from ._record import Origin, Record
 
-__all__ = ["WireError", "decode", "encode"]
+__all__ = ["Batch", "WireError", "decode", "encode", "split"]
+
+_new_origin = tuple.__new__
 
 
 class WireError(ValueError):
@@ -36,7 +40,7 @@ def _check_lens(m: pb.Records, n: int) -> None:
         raise WireError("records: origin_refs/offsets set without origins")
 
 
-def _split(blob: bytes, lens, field: str) -> list:
+def split(blob: bytes, lens, field: str) -> list:
     """Cuts blob into the nullable fields whose lengths (+1) are lens."""
     out = []
     append = out.append
@@ -107,9 +111,9 @@ def decode(m: pb.Records) -> list:
     _check_lens(m, n)
     if n == 0:
         return []
-    values = _split(m.values, m.value_lens, "values")
+    values = split(m.values, m.value_lens, "values")
     if m.key_lens:
-        keys = _split(m.keys, m.key_lens, "keys")
+        keys = split(m.keys, m.key_lens, "keys")
     else:
         if len(m.keys):
             raise WireError(f"records: key/value lengths cover 0/{len(m.values)} bytes of {len(m.keys)}/{len(m.values)}")
@@ -128,16 +132,16 @@ def decode(m: pb.Records) -> list:
                 if ref >= nt:
                     raise WireError(f"records: origin_refs[{i}] = {ref} but there are {nt} origins")
                 s, t, p = table[ref]
-                origins.append(Origin(s, t, p, off))
+                origins.append(_new_origin(Origin, (s, t, p, off)))
         else:
             s, t, p = table[0]
-            origins = [Origin(s, t, p, off) for off in offsets]
+            origins = [_new_origin(Origin, (s, t, p, off)) for off in offsets]
 
-    # The common shapes get one comprehension each: no per-record branches.
+    # The common shapes get one map each: no per-record branches.
     if keys is None and headers is None and ts is None:
         if origins is None:
-            return [Record(v) for v in values]
-        return [Record(v, None, None, 0, o) for v, o in zip(values, origins)]
+            return list(map(Record, values))
+        return list(map(Record, values, _repeat(None, n), _repeat(None, n), _repeat(0, n), origins))
     if keys is None:
         keys = [None] * n
     if headers is None:
@@ -146,10 +150,10 @@ def decode(m: pb.Records) -> list:
         ts = [0] * n
     if origins is None:
         origins = [None] * n
-    return [Record(v, k, h, t, o) for v, k, h, t, o in zip(values, keys, headers, ts, origins)]
+    return list(map(Record, values, keys, headers, ts, origins))
 
 
-def _nullable(items: list, field: str):
+def nullable(items: list, field: str):
     """The blob and length+1 list of a list of bytes-or-None."""
     lens = []
     append = lens.append
@@ -172,12 +176,12 @@ def encode(records: list, m: pb.Records, with_origins: bool = False) -> pb.Recor
     m.count = n
     if n == 0:
         return m
-    values, value_lens = _nullable([r.value for r in records], "value")
+    values, value_lens = nullable([r.value for r in records], "value")
     m.values = values
     m.value_lens.extend(value_lens)
     keys = [r.key for r in records]
     if any(k is not None for k in keys):
-        blob, lens = _nullable(keys, "key")
+        blob, lens = nullable(keys, "key")
         m.keys = blob
         m.key_lens.extend(lens)
     hcounts = [len(r.headers) if r.headers else 0 for r in records]
@@ -227,3 +231,115 @@ def encode(records: list, m: pb.Records, with_origins: bool = False) -> pb.Recor
 
 
 _NO_ORIGIN = Origin()
+
+
+class Batch:
+    """The input records of one process_batch call: a read-only sequence of
+    Record, made on first access, plus column views that make no Record at
+    all (values, keys). Passing the batch to Results.emit_all, or its values
+    transformed to Results.emit_values, copies the other columns without
+    touching records one by one."""
+
+    __slots__ = ("_m", "_n", "_records", "_values", "_keys")
+
+    def __init__(self, m: pb.Records):
+        n = m.count
+        _check_lens(m, n)
+        # What decode would find wrong, found now (C-speed sums), so that a
+        # malformed batch fails as one and not inside the plugin's code.
+        for blob, lens, field in ((m.values, m.value_lens, "values"), (m.keys, m.key_lens, "keys")):
+            lens = list(lens)
+            if lens and sum(lens) - len(lens) + lens.count(0) != len(blob) or not lens and len(blob):
+                raise WireError(f"records: {field} lengths do not cover the {len(blob)} bytes sent")
+        if len(m.header_counts) or len(m.header_lens) or len(m.header_data):
+            if 2 * sum(m.header_counts) != len(m.header_lens) or sum(m.header_lens) != len(m.header_data):
+                raise WireError("records: header_counts, header_lens and header_data do not add up")
+        if len(m.origins) and len(m.origin_refs) and max(m.origin_refs) >= len(m.origins):
+            raise WireError(f"records: origin_refs beyond the {len(m.origins)} origins")
+        self._m = m
+        self._n = m.count
+        self._records = None
+        self._values = None
+        self._keys = None
+
+    @classmethod
+    def of(cls, records: list) -> "Batch":
+        """A batch of records already decoded (no message behind it)."""
+        b = cls.__new__(cls)
+        b._m = None
+        b._n = len(records)
+        b._records = records
+        b._values = None
+        b._keys = None
+        return b
+
+    @property
+    def records(self) -> list:
+        """The records, as a list (decoded once)."""
+        if self._records is None:
+            self._records = decode(self._m)
+        return self._records
+
+    @property
+    def values(self) -> list:
+        """Every record's value (bytes, or None for a tombstone), in order."""
+        if self._values is None:
+            if self._m is None:
+                self._values = [r.value for r in self._records]
+            else:
+                self._values = split(self._m.values, self._m.value_lens, "values")
+        return self._values
+
+    @property
+    def keys(self) -> list:
+        """Every record's key (bytes or None), in order."""
+        if self._keys is None:
+            m = self._m
+            if m is None:
+                self._keys = [r.key for r in self._records]
+                return self._keys
+            self._keys = split(m.keys, m.key_lens, "keys") if m.key_lens else [None] * self._n
+        return self._keys
+
+    def untouched(self) -> bool:
+        """No Record was handed out: the input message still says it all."""
+        return self._records is None and self._m is not None
+
+    def has_message(self) -> bool:
+        return self._m is not None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Batch.of(self.records[i])
+        return self.records[i]
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __repr__(self) -> str:
+        return f"<sluice_plugin.Batch of {self._n} records>"
+
+
+def copy_columns(src: pb.Records, dst: pb.Records, values: tuple) -> None:
+    """dst gets src's records, with new values when values is (blob,
+    lens) (see nullable): keys, headers and timestamps are copied column
+    by column."""
+    dst.count = src.count
+    if not values:
+        dst.values = src.values
+        dst.value_lens[:] = src.value_lens
+    else:
+        dst.values = values[0]
+        dst.value_lens.extend(values[1])
+    if len(src.key_lens):
+        dst.keys = src.keys
+        dst.key_lens[:] = src.key_lens
+    if len(src.header_counts):
+        dst.header_counts[:] = src.header_counts
+        dst.header_data = src.header_data
+        dst.header_lens[:] = src.header_lens
+    if len(src.timestamps):
+        dst.timestamps[:] = src.timestamps
