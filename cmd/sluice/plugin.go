@@ -36,7 +36,7 @@ const envSluiceSrc = "SLUICE_SRC"
 // directive supplies (the go command's own placeholder).
 const unpublishedVersion = "v0.0.0-00010101000000-000000000000"
 
-//go:embed scaffold/*.tmpl
+//go:embed scaffold/*.tmpl scaffold/python/*.tmpl
 var scaffoldFS embed.FS
 
 func newPluginCmd() *cobra.Command {
@@ -45,7 +45,7 @@ func newPluginCmd() *cobra.Command {
 		Aliases: []string{"plugins"},
 		Short:   "Create plugins and list the installed ones",
 		Long: `A plugin is a pipeline stage running in its own process (type: plugin).
-'sluice plugin new' scaffolds one in Go; 'sluice plugins list' shows those in
+'sluice plugin new' scaffolds one in Go or Python; 'sluice plugins list' shows those in
 the plugin directories. docs/plugins.md has the guide.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -60,10 +60,10 @@ the plugin directories. docs/plugins.md has the guide.`,
 }
 
 func newPluginNewCmd() *cobra.Command {
-	var src string
+	var src, lang string
 	cmd := &cobra.Command{
 		Use:   "new NAME [DIR]",
-		Short: "Scaffold a Go plugin module: main.go, plugin.go, a test, a README and a demo pipeline",
+		Short: "Scaffold a plugin project (Go or Python): the plugin, a test, a README and a demo pipeline",
 		Long: `new writes a Go module for a plugin named after NAME's last element into
 DIR (default ./<that name>): go.mod (module NAME), main.go, plugin.go with the
 per-record function, plugin_test.go using sdktest, README.md and
@@ -72,9 +72,17 @@ pipeline.yaml. Existing files are never overwritten.
 sluice is not a published module, so go.mod gets a replace directive pointing
 at a sluice source tree: --sluice-src, else $SLUICE_SRC, else the tree this
 sluice binary was built from if it is still there. Without one the replace is
-left commented out for you to fill in.`,
+left commented out for you to fill in.
+
+With --lang python it writes a Python project instead: pyproject.toml (a
+console script NAME, the executable sluice starts), <module>/plugin.py with
+the per-record function and a config dataclass, tests/test_plugin.py using
+sluice_plugin.testing, README.md and pipeline.yaml. The SDK (sluice-plugin)
+is not on PyPI: pyproject.toml requires it from the sluice source tree found
+as above (<tree>/plugins/python).`,
 		Example: `  sluice plugin new enrich
-  sluice plugin new github.com/acme/geoip ./geoip --sluice-src ~/src/sluice`,
+  sluice plugin new github.com/acme/geoip ./geoip --sluice-src ~/src/sluice
+  sluice plugin new --lang python sentiment`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageErrorf("plugin new takes NAME and an optional DIR, got %d arguments; usage: %s", len(args), cmd.UseLine())
@@ -86,10 +94,17 @@ left commented out for you to fill in.`,
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			return scaffoldPlugin(args[0], dir, src, os.Getenv, cmd.OutOrStdout())
+			switch lang {
+			case "go":
+				return scaffoldPlugin(args[0], dir, src, os.Getenv, cmd.OutOrStdout())
+			case "python":
+				return scaffoldPython(args[0], dir, src, os.Getenv, cmd.OutOrStdout())
+			}
+			return usageErrorf("--lang %q: want go or python", lang)
 		},
 	}
-	cmd.Flags().StringVar(&src, "sluice-src", "", "sluice source tree for go.mod's replace directive (default $"+envSluiceSrc+", else the tree this binary was built from)")
+	cmd.Flags().StringVar(&src, "sluice-src", "", "sluice source tree for go.mod's replace directive or the Python SDK's location (default $"+envSluiceSrc+", else the tree this binary was built from)")
+	cmd.Flags().StringVar(&lang, "lang", "go", "language of the plugin: go or python")
 	return cmd
 }
 
@@ -182,7 +197,78 @@ func scaffoldPlugin(module, dir, srcFlag string, getenv func(string) string, out
 	return nil
 }
 
-func writeTemplate(path, name string, data scaffoldData) error {
+// pythonNameRe is a Python distribution name that is also a usable
+// console-script (executable) name.
+var pythonNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*$`)
+
+// pythonScaffoldData fills the Python templates.
+type pythonScaffoldData struct {
+	Name    string // distribution and executable name
+	Module  string // the import package
+	SDKPath string // absolute plugins/python of a sluice tree; "" when none was found
+}
+
+// pythonScaffoldFiles maps each Python template to the file it becomes
+// ("MODULE" is replaced by the package name).
+var pythonScaffoldFiles = []struct{ tmpl, file string }{
+	{"python/pyproject.toml.tmpl", "pyproject.toml"},
+	{"python/init.py.tmpl", "MODULE/__init__.py"},
+	{"python/plugin.py.tmpl", "MODULE/plugin.py"},
+	{"python/test_plugin.py.tmpl", "tests/test_plugin.py"},
+	{"python/README.md.tmpl", "README.md"},
+	{"python/pipeline.yaml.tmpl", "pipeline.yaml"},
+	{"python/gitignore.tmpl", ".gitignore"},
+}
+
+// scaffoldPython writes a Python plugin project for name into dir.
+func scaffoldPython(name, dir, srcFlag string, getenv func(string) string, out io.Writer) error {
+	if !pythonNameRe.MatchString(name) {
+		return usageErrorf("plugin name %q is not a Python project name (a letter, then letters, digits, . _ -; like sentiment or geo-ip)", name)
+	}
+	module := strings.ToLower(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+	if dir == "" {
+		dir = name
+	}
+	data := pythonScaffoldData{Name: name, Module: module}
+	src, how, err := findSluiceSource(srcFlag, getenv)
+	if err != nil {
+		return err
+	}
+	if src != "" {
+		sdk := filepath.Join(src, "plugins", "python")
+		if _, err := os.Stat(filepath.Join(sdk, "pyproject.toml")); err != nil {
+			return usageErrorf("the sluice tree %s has no Python SDK (plugins/python/pyproject.toml): %v", src, err)
+		}
+		data.SDKPath = sdk
+	}
+	files := make([]string, len(pythonScaffoldFiles))
+	for i, f := range pythonScaffoldFiles {
+		files[i] = filepath.Join(dir, filepath.FromSlash(strings.ReplaceAll(f.file, "MODULE", module)))
+		if _, err := os.Lstat(files[i]); err == nil {
+			return usageErrorf("%s already exists: plugin new does not overwrite files; pick another DIR", files[i])
+		}
+	}
+	for i, f := range pythonScaffoldFiles {
+		if err := os.MkdirAll(filepath.Dir(files[i]), 0o755); err != nil {
+			return err
+		}
+		if err := writeTemplate(files[i], f.tmpl, data); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "created Python plugin %s in %s (package %s)\n", name, dir, module)
+	if src != "" {
+		fmt.Fprintf(out, "pyproject.toml installs the sluice SDK from %s (%s)\n", data.SDKPath, how)
+	} else {
+		fmt.Fprintf(out, "warning: no sluice source found (%s); point the sluice-plugin dependency in %s at a checkout (see its README.md)\n",
+			how, filepath.Join(dir, "pyproject.toml"))
+	}
+	fmt.Fprintf(out, "next:\n  cd %s\n  python3 -m venv .venv\n  .venv/bin/pip install -e '.[test]'\n  .venv/bin/python -m pytest\n"+
+		"  mkdir -p plugins.d && ln -sf \"$PWD/.venv/bin/%s\" plugins.d/%s\n  sluice run --plugins-dir plugins.d pipeline.yaml\n", dir, name, name)
+	return nil
+}
+
+func writeTemplate(path, name string, data any) error {
 	t, err := template.ParseFS(scaffoldFS, "scaffold/"+name)
 	if err != nil {
 		return err // the embedded templates are part of the binary: a bug
