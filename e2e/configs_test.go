@@ -17,12 +17,13 @@ func TestShippedConfigsRun(t *testing.T) {
 		stdoutAtLeast int
 	}
 	cases := map[string]want{
-		"even-doubled.yaml":    {lines: map[string]int{"OUT": 100}},
-		"fan-out-in.yaml":      {lines: map[string]int{"OUT_ALL": 80000, "OUT_COPY": 80000}},
-		"dead-letter.yaml":     {lines: map[string]int{"OUT": 3, "REJECTS": 2}},
-		"windowed-counts.yaml": {stdoutAtLeast: 1},
-		"plugin-redact.yaml":   {lines: map[string]int{"OUT": 200}},
-		"quickstart.yaml":      {stdoutAtLeast: 50},
+		"even-doubled.yaml":     {lines: map[string]int{"OUT": 100}},
+		"fan-out-in.yaml":       {lines: map[string]int{"OUT_ALL": 80000, "OUT_COPY": 80000}},
+		"dead-letter.yaml":      {lines: map[string]int{"OUT": 3, "REJECTS": 2}},
+		"windowed-counts.yaml":  {stdoutAtLeast: 1},
+		"plugin-redact.yaml":    {lines: map[string]int{"OUT": 200}},
+		"plugin-sentiment.yaml": {lines: map[string]int{"OUT": 10, "REJECTS": 2}},
+		"quickstart.yaml":       {stdoutAtLeast: 50},
 	}
 	files, _ := filepath.Glob(filepath.Join(repoDir, "configs", "*.yaml"))
 	for _, f := range files {
