@@ -23,9 +23,10 @@ go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "== python SDK"
-# Unit tests of plugins/python, and the check that its generated stubs match
-# plugins/proto (CI=true makes a missing grpcio-tools a failure).
-"$SLUICE_PYTHON" -m pytest -q -p no:cacheprovider plugins/python/tests
+# Unit tests of plugins/python and the Python example plugin, and the check
+# that the SDK's generated stubs match plugins/proto (CI=true makes a missing
+# grpcio-tools a failure).
+"$SLUICE_PYTHON" -m pytest -q -p no:cacheprovider plugins/python/tests examples/plugins/sentiment-py/tests
 
 echo "== unit and integration tests"
 # e2e runs on its own afterwards: one of its tests restarts the broker,
