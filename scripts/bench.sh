@@ -17,6 +17,10 @@ bench() { # pkg regex benchtime
 bench ./flow/builtin 'Chain' "${n}x"
 bench ./flow/builtin 'BackpressureRSS' 1x
 if [ -d plugins/host ]; then
+	# 'Plugin' matches BenchmarkPythonPlugin too, which needs the Python
+	# SDK's virtualenv (scripts/deps.sh makes it).
+	scripts/deps.sh
+	export SLUICE_PYTHON=${SLUICE_PYTHON:-$PWD/.cache/python/bin/python}
 	bench ./plugins/host 'Plugin' "${PLUGIN_BENCHTIME:-2s}"
 fi
 if [ "${BENCH_KAFKA:-1}" = 1 ]; then
@@ -50,3 +54,5 @@ for size in 100B 1024B; do
 	ratio "plugin vs naive go-plugin stream ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/naive"
 	ratio "plugin vs in-process stage ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/inprocess"
 done
+ratio "Python plugin process_batch vs Go plugin (100B)" BenchmarkPythonPlugin/100B/python-process_batch BenchmarkPythonPlugin/100B/go-plugin
+ratio "Python plugin process vs Go plugin (100B)" BenchmarkPythonPlugin/100B/python-process BenchmarkPythonPlugin/100B/go-plugin
