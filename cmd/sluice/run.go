@@ -89,7 +89,7 @@ func newEnv(ctx context.Context, path, plugins string, log *slog.Logger) *regist
 	return &registry.Env{Context: ctx, Logger: log, PluginDirs: filepath.SplitList(plugins), BaseDir: base}
 }
 
-func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer) error {
+func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer) (err error) {
 	showProgress, err := progressWanted(fl.progress, stderr)
 	if err != nil {
 		return err
@@ -100,10 +100,24 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 		term = newLiveTerm(stderr, termWidth(stderr))
 		logOut = term
 	}
-	log, err := newLogger(logOut, fl.logs)
+	direct, err := newLogger(logOut, fl.logs)
 	if err != nil {
 		return err
 	}
+	// Until the pipeline is built, log records are held back: a run that
+	// stops at a config error prints only the errors (and the warnings
+	// validate would print), nothing of what was started and closed on
+	// the way.
+	hold := &logHold{}
+	defer func() {
+		level := allLevels
+		var cfg config.Errors
+		if errors.As(err, &cfg) {
+			level = slog.LevelWarn
+		}
+		hold.release(level) // if still held: the run stopped before it began
+	}()
+	log := slog.New(hold.handler(direct.Handler()))
 	slog.SetDefault(log) // libraries and components without an Env logger
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -111,7 +125,8 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	stopSignals := watchSignals(sigs, cancel, func() { os.Exit(exitRuntime) }, log)
+	// Signals are reported at once, held logs or not.
+	stopSignals := watchSignals(sigs, cancel, func() { os.Exit(exitRuntime) }, direct)
 	defer stopSignals()
 
 	opts := config.Options{Sets: fl.sets, Environ: os.Environ()}
@@ -127,9 +142,9 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 		}
 		return err
 	}
-	httpCfg, err := ops.ConfigFrom(f.Settings)
+	httpCfg, err := httpConfig(f)
 	if err != nil {
-		return config.Errors{{Pos: config.Pos{File: path}, Msg: err.Error()}}
+		return err
 	}
 	var srv *ops.Server
 	var buildOpts []flow.Option
@@ -166,6 +181,7 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	hold.release(allLevels)
 	if srv != nil {
 		srv.Serve(p)
 	}
@@ -188,4 +204,15 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 		log.Info("pipeline finished: every source ended and all records were written", "pipeline", p.Name())
 	}
 	return nil
+}
+
+// httpConfig reads settings.http. A bad value is a config error at the
+// place it was written (or the override that set it).
+func httpConfig(f *config.File) (ops.Config, error) {
+	cfg, err := ops.ConfigFrom(f.Settings)
+	var bad *ops.SettingError
+	if errors.As(err, &bad) {
+		return cfg, config.Errors{{Pos: f.Pos("settings.http." + bad.Key), Msg: err.Error()}}
+	}
+	return cfg, err
 }

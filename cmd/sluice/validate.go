@@ -9,7 +9,6 @@ import (
 
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/flow/config"
-	"github.com/sluicedev/sluice/flow/ops"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -42,8 +41,8 @@ every problem as file:line:col: message, and exits 2 on any problem.`,
 				return err
 			}
 			// As run would: a malformed listen address is a config error.
-			if _, err := ops.ConfigFrom(f.Settings); err != nil {
-				return config.Errors{{Pos: config.Pos{File: path}, Msg: err.Error()}}
+			if _, err := httpConfig(f); err != nil {
+				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), summary(f))
 			return nil

@@ -289,6 +289,7 @@ func TestBuildFromRegistry(t *testing.T) {
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "tls": map[string]any{"ca": "x.pem"}}, "tls.enabled", "enabled is false"},
 		{"source", map[string]any{"brokers": []any{"h:1"}, "topics": []any{"t"}, "group": "g", "tls": map[string]any{"enabled": true, "ca": "/nonexistent/ca.pem"}}, "tls.ca", "no such file"},
 		{"sink", map[string]any{"brokers": []any{"h:1"}}, "topic", "required"},
+		{"sink", map[string]any{"brokers": []any{"h:1"}, "topic": "t", "acks": "none"}, "acks", "none is refused"},
 		{"sink", map[string]any{"brokers": []any{"h:1"}, "topic_expr": "nosuchvar + 1"}, "topic_expr", "nosuchvar"},
 		{"sink", map[string]any{"brokers": []any{"h:1"}, "topic": "t", "topic_expr": "key"}, "topic", "not both"},
 		{"sink", map[string]any{"brokers": []any{"h:1"}, "topic": "t", "compression": "brotli"}, "compression", "brotli"},

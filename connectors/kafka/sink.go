@@ -21,10 +21,12 @@ import (
 )
 
 // Acks settings: how many replicas confirm a write before Write returns.
+// There is no "none": a write nobody confirmed would be acknowledged to
+// the source, whose offset would then be committed even if the record
+// never arrived.
 const (
-	AcksAll  = "all"
-	AcksOne  = "one"
-	AcksNone = "none"
+	AcksAll = "all"
+	AcksOne = "one"
 )
 
 // Partitioners: how a record's partition is chosen.
@@ -66,7 +68,7 @@ type SinkConfig struct {
 	// stages/expr) computing each record's topic. Exactly one is set.
 	Topic       string
 	TopicExpr   string
-	Acks        string // AcksAll (default), AcksOne, AcksNone
+	Acks        string // AcksAll (default) or AcksOne
 	Partitioner string // PartitionerMurmur2 (default), PartitionerCRC32, PartitionerRoundRobin
 	Compression string // none (default), gzip, snappy, lz4, zstd
 
@@ -143,9 +145,11 @@ func (c *SinkConfig) validate() error {
 		bad("topic", "required (or topic_expr): the topic records are written to")
 	}
 	switch c.Acks {
-	case AcksAll, AcksOne, AcksNone:
+	case AcksAll, AcksOne:
+	case "none":
+		bad("acks", "none is refused: records no broker confirmed would be acknowledged and their source offsets committed, so a lost write would go unnoticed; use one or all")
 	default:
-		bad("acks", "%q is not all, one or none", c.Acks)
+		bad("acks", "%q is not all or one", c.Acks)
 	}
 	switch c.Partitioner {
 	case PartitionerMurmur2, PartitionerCRC32, PartitionerRoundRobin:
@@ -204,7 +208,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		metaTopics = nil // any topic: metadata of all
 	}
 	tr := sec.transport("sluice", metaTopics)
-	acks := map[string]kafka.RequiredAcks{AcksAll: kafka.RequireAll, AcksOne: kafka.RequireOne, AcksNone: kafka.RequireNone}[cfg.Acks]
+	acks := map[string]kafka.RequiredAcks{AcksAll: kafka.RequireAll, AcksOne: kafka.RequireOne}[cfg.Acks]
 	var bal kafka.Balancer
 	switch cfg.Partitioner {
 	case PartitionerCRC32:

@@ -133,6 +133,9 @@ func (c *checker) value(f registry.Field, v any, at path) (any, bool) {
 	if c.src != nil && c.src.broken(at) {
 		return nil, false // an unresolved ${VAR}, already reported
 	}
+	if c.src != nil {
+		v = c.src.typed(f.Type, v, at) // ${N} and overrides are text
+	}
 	bad := func(format string, args ...any) (any, bool) {
 		c.errs.add(c.pos(at, false), "%s"+format, append([]any{at.prefix()}, args...)...)
 		return nil, false

@@ -56,7 +56,7 @@ func TestGoodFiles(t *testing.T) {
 // exactly.
 var badFiles = map[string][]string{
 	"syntax.yaml": {
-		`syntax.yaml:4: invalid YAML: did not find expected key`,
+		`syntax.yaml:4:4: invalid YAML: did not find expected key`,
 	},
 	"unknown_key.yaml": {
 		`unknown_key.yaml:2:1: unknown key "stage" (did you mean "stages"?)`,
@@ -621,7 +621,7 @@ func TestFileLimits(t *testing.T) {
 		"deep":   {"sources: " + strings.Repeat("[", 5000) + strings.Repeat("]", 5000), "p.yaml:1:73: nested more than 64 levels deep"},
 		"deeper": {"a: " + strings.Repeat("[", 20000), "invalid YAML: exceeded max depth of 10000"},
 		"wide":   {"sources: {a: {type: test_gen, extra: [" + strings.Repeat("1,", 300_000) + "1]}}", "more than 200000 values: too many for a pipeline file"},
-		"binary": {"\x00\xff\xfe garbage \x01", "invalid YAML"},
+		"binary": {"\x00\xff\xfe garbage \x01", "p.yaml:1:1: not a text file: NUL byte at offset 0"},
 	} {
 		start := time.Now()
 		_, err := Load(writeFile(t, tc.text), Options{})

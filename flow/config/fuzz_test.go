@@ -28,11 +28,20 @@ func FuzzLoad(f *testing.F) {
 			seed++
 		}
 	}
+	// Interpolation: nested defaults, values YAML would read as null, a
+	// comment or a structure, references everywhere a scalar goes.
+	for _, doc := range []string{
+		"settings:\n  http: {listen: \"127.0.0.1:0\", token: \"${TOK}\"}\n  buffer: ${N:-${COUNT:-${EMPTY:-1}}}\nsources:\n  numbers:\n    type: test_gen\n    count: ${HASH}\n    tags:\n      - ${A:-${B:-${C:-${D:-${E:-${F:-${G:-${H:-${I:-x}}}}}}}}}\n      - $${N}${REF}\nsinks:\n  out: {type: test_sink, inputs: [numbers], path: \"${DEEP:-${N}\"}\n",
+		"name: ${TOK:-${A:-}}\nsources:\n  ${N}: {type: test_gen, count: \"${N:-${\"}\nsinks:\n  out:\n    type: test_sink\n    inputs: [\"${A:-numbers}\"]\n    path: ${A${B}}\n    max: ${N}KiB\n    flush: ${N:-1}s\n",
+	} {
+		f.Add([]byte(doc), "settings.http.token=${TOK}")
+		f.Add([]byte(doc), "sources.numbers.count={a: ${N}}")
+	}
 	f.Fuzz(func(t *testing.T, data []byte, set string) {
 		key, value, _ := strings.Cut(set, "=")
 		opts := Options{
 			Sets:    []string{set},
-			Environ: []string{"COUNT=3", "N=7", "EMPTY=", "SLUICE_STAGES__" + strings.ToUpper(strings.ReplaceAll(key, ".", "__")) + "=" + value},
+			Environ: []string{"COUNT=3", "N=7", "EMPTY=", "TOK=null", "HASH=abc #def", "REF=${N}", "DEEP=${A:-${B}}", "SLUICE_STAGES__" + strings.ToUpper(strings.ReplaceAll(key, ".", "__")) + "=" + value},
 		}
 		file, err := load("fuzz.yaml", data, opts)
 		checkErrors(t, err)

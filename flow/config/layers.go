@@ -95,22 +95,27 @@ func (s *source) checkEnvConflicts(ps []path, errs *Errors) {
 	}
 }
 
-// parseValue reads an override's text as a YAML value, so that
-// settings.buffer=10 is a number and inputs=[a,b] a list. Text that is
-// not valid YAML, the empty string, and text too long to be a value typed
-// by hand (yaml.v3 checks mapping keys pairwise) stay strings.
+// parseValue reads an override's text. Written as a flow list or mapping
+// ([a, b] or {action: skip}) it is read as YAML, so that inputs=[a,b] is
+// a list; anything else is the text as given, as a ${VAR} is: nothing
+// typed in an override turns into null or loses a "#..." to a comment.
+// A field that wants a number, a boolean or a duration reads the text as
+// one (settings.buffer=10 is the integer 10). Text too long to be typed
+// by hand (yaml.v3 checks mapping keys pairwise) stays text.
 func parseValue(text string) any {
-	if text == "" || len(text) > 64<<10 {
+	trimmed := strings.TrimSpace(text)
+	if len(text) > 64<<10 || !strings.HasPrefix(trimmed, "[") && !strings.HasPrefix(trimmed, "{") {
 		return text
 	}
 	var v any
 	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
 		return text
 	}
-	if v == nil && !slices.Contains([]string{"~", "null", "Null", "NULL"}, strings.TrimSpace(text)) {
-		return text // a comment, say: there was no value to read
+	switch v.(type) {
+	case []any, map[string]any:
+		return v
 	}
-	return v
+	return text
 }
 
 // override records the origin of the value set at p and of everything in

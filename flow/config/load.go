@@ -13,7 +13,11 @@
 //	sinks:
 //	  out: {type: stdout, inputs: [even]}
 //
-// Scalars may use ${VAR} and ${VAR:-default}; $${ is a literal ${.
+// Scalars may use ${VAR} and ${VAR:-default} (defaults nest:
+// ${A:-${B:-x}}); $${ is a literal ${. A variable's value is text, put in
+// after the file is parsed: it cannot change the file's structure or turn
+// a value into null, and a field that wants a number, a boolean or a
+// duration reads the text as one.
 // Environment variables SLUICE_NAME, SLUICE_SETTINGS__*, SLUICE_SOURCES__*,
 // SLUICE_STAGES__* and SLUICE_SINKS__* override the file ("__" nests:
 // SLUICE_STAGES__EVEN__EXPR sets stages.even.expr), and --set flags
@@ -29,6 +33,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/flow/registry"
@@ -41,7 +47,8 @@ const MaxFileSize = 10 << 20
 // Options are the overrides layered over the file.
 type Options struct {
 	// Sets are "--set path=value" flags, applied last, in order. The value
-	// is read as YAML: settings.buffer=10 is a number, inputs=[a,b] a list.
+	// is text, read as the field's type wants (settings.buffer=10 is a
+	// number); a flow list or mapping is YAML: inputs=[a,b] is a list.
 	Sets []string
 	// Environ is the environment as os.Environ returns it. It supplies
 	// ${VAR} interpolation and the SLUICE_ overrides; nil means an empty
@@ -128,6 +135,7 @@ func load(file string, data []byte, opts Options) (*File, error) {
 	f := &File{Path: file, src: src, notMapping: map[string]bool{}}
 	c := &checker{src: src, errs: &errs}
 	c.file(f, merged)
+	c.token(f)
 	f.loadErrs = errs
 	return f, errs.err()
 }
@@ -208,6 +216,44 @@ func (c *checker) file(f *File, top map[string]any) {
 	slices.SortStableFunc(f.Nodes, func(a, b Node) int { return cmp.Compare(a.Kind, b.Kind) })
 }
 
+// token refuses a settings.http.token that is there but guards nothing:
+// null or empty (which would read as "no token", serving every endpoint
+// to anyone), or text no Authorization header can carry. A value of
+// another type is reported by the type check. Leaving the key out is how
+// a listener goes without a token.
+func (c *checker) token(f *File) {
+	http, _ := f.rawSettings["http"].(map[string]any)
+	raw, present := http["token"]
+	if !present {
+		return
+	}
+	at := path{"settings", "http", "token"}
+	const remedy = "set a token, or leave the key out to serve without one"
+	if raw == nil {
+		c.errs.add(c.src.pos(at, true), "settings.http.token: is null; %s", remedy)
+		return
+	}
+	pos := c.src.pos(at, false)
+	h := f.Settings.Object("http")
+	if !h.Has("token") {
+		return // not a string: reported as such
+	}
+	tok := h.String("token")
+	how := ""
+	if text, ok := c.src.written(at); ok {
+		how = fmt.Sprintf(" (written as %s)", clip(text))
+	}
+	switch i := strings.IndexFunc(tok, unicode.IsControl); {
+	case tok == "":
+		c.errs.add(pos, "settings.http.token: is empty%s; an empty token would turn authentication off: %s", how, remedy)
+	case strings.TrimSpace(tok) != tok:
+		c.errs.add(pos, "settings.http.token: starts or ends with white space%s, which an Authorization header cannot carry: no request could match it", how)
+	case i >= 0:
+		r, _ := utf8.DecodeRuneInString(tok[i:])
+		c.errs.add(pos, "settings.http.token: contains the control character %U%s, which an Authorization header cannot carry", r, how)
+	}
+}
+
 func validID(id string) bool {
 	if id == "" {
 		return false
@@ -235,4 +281,15 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Pos is where the value at key (dot-separated, as in
+// settings.http.listen) came from: its place in the file, or the override
+// that set it. A caller checking a value Load could not judge (an address
+// it only parses later) reports the problem there.
+func (f *File) Pos(key string) Pos {
+	if f.src == nil {
+		return Pos{File: f.Path}
+	}
+	return f.src.pos(path(strings.Split(key, ".")), false)
 }

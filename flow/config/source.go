@@ -13,9 +13,9 @@ import (
 type source struct {
 	file string
 	root *yaml.Node // the document's top node; nil for an empty file
-	// interpolated scalars were written with ${...}; unresolved ones had an
-	// unresolvable reference, already reported.
-	interpolated map[*yaml.Node]bool
+	// interpolated scalars were written with ${...} (the text as written);
+	// unresolved ones had an unresolvable reference, already reported.
+	interpolated map[*yaml.Node]string
 	unresolved   map[*yaml.Node]bool
 	overrides    map[string]override // by path.key()
 }
@@ -40,7 +40,7 @@ func (p path) String() string      { return strings.Join(p, ".") }
 func newSource(file string) *source {
 	return &source{
 		file:         file,
-		interpolated: map[*yaml.Node]bool{},
+		interpolated: map[*yaml.Node]string{},
 		unresolved:   map[*yaml.Node]bool{},
 		overrides:    map[string]override{},
 	}
@@ -151,8 +151,10 @@ func (s *source) text(p path) (string, bool) {
 	if o, ok := s.overrides[p.key()]; ok && !o.created {
 		return o.text, o.scalar
 	}
-	if _, val, depth := s.find(p); depth == len(p) && val != nil && s.interpolated[deref(val)] {
-		return deref(val).Value, true
+	if _, val, depth := s.find(p); depth == len(p) && val != nil {
+		if _, ok := s.interpolated[deref(val)]; ok {
+			return deref(val).Value, true
+		}
 	}
 	return "", false
 }

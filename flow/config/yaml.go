@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -31,9 +33,14 @@ func (s *source) parse(data []byte) (errs Errors) {
 		// panic that escapes it is a bug in the parser, which must not take
 		// `sluice validate` down with it.
 		if v := recover(); v != nil {
-			errs = Errors{{Pos: Pos{File: s.file}, Msg: fmt.Sprintf("invalid YAML: the parser failed: %v", v)}}
+			errs = Errors{{Pos: Pos{File: s.file, Line: 1, Col: 1}, Msg: fmt.Sprintf("invalid YAML: the parser failed: %v", v)}}
 		}
 	}()
+	if i := bytes.IndexByte(data, 0); i >= 0 && !utf16BOM(data) {
+		// No text has a NUL byte (and YAML allows none anywhere): this is
+		// a binary file passed by mistake.
+		return Errors{{Pos: s.offsetPos(data, i), Msg: fmt.Sprintf("not a text file: NUL byte at offset %d", i)}}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -56,45 +63,260 @@ func (s *source) parse(data []byte) (errs Errors) {
 	return nil
 }
 
+// syntaxError points a yaml.v3 error at its line and column. yaml.v3 gives
+// a line at best (none for a problem on the first line, nor for a byte
+// its reader refuses), and not always the line at fault, so both are
+// found again here.
 func (s *source) syntaxError(err error, data []byte) *Error {
-	msg := err.Error()
-	pos := Pos{File: s.file}
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		pos.Line, _ = strconv.Atoi(m[1])
-		pos.Line = problemLine(data, pos.Line)
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	reported := 1 // yaml.v3 omits "line 1" (its lines count from 0 there)
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		reported, _ = strconv.Atoi(m[1])
 		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
+	} else if off, what, found := firstNonText(data); found {
+		return &Error{Pos: s.offsetPos(data, off), Msg: "invalid YAML: " + what}
+	} else if strings.HasPrefix(msg, "exceeded max depth") {
+		// Parsing prefixes of such a file to find the place is slow, and
+		// the place is plain: where the brackets nest too deep.
+		return &Error{Pos: s.offsetPos(data, tooDeepAt(data)), Msg: "invalid YAML: " + msg}
 	}
-	return &Error{Pos: pos, Msg: "invalid YAML: " + msg}
+	line, col := problemAt(data, reported, msg)
+	return &Error{Pos: Pos{File: s.file, Line: line, Col: col}, Msg: "invalid YAML: " + msg}
 }
 
-// problemLine finds the line a syntax error is on. yaml.v3 reports the
-// line where the enclosing construct starts, and for parser errors counts
-// it from 0, so "line 1" can mean a problem on line 4. The first prefix of
-// the file, from that line on, that no longer parses ends on the line at
-// fault (or where an unclosed quote or bracket opens). The search is
-// bounded: in a huge file the reported line stands.
-func problemLine(data []byte, reported int) int {
-	const maxScan, maxSize = 200, 64 << 10
-	if len(data) > maxSize || reported < 1 {
-		return reported
+// utf16BOM reports that data starts with a UTF-16 byte order mark, which
+// yaml.v3 decodes: NUL bytes are then part of the text.
+func utf16BOM(data []byte) bool {
+	return bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF})
+}
+
+// offsetPos is the line and column of byte off of data; columns count
+// characters, as yaml.v3's do, and each byte of broken UTF-8 as one.
+func (s *source) offsetPos(data []byte, off int) Pos {
+	start := bytes.LastIndexByte(data[:off], '\n') + 1
+	return Pos{File: s.file, Line: bytes.Count(data[:start], []byte("\n")) + 1, Col: utf8.RuneCount(data[start:off]) + 1}
+}
+
+// firstNonText finds the first byte yaml.v3's reader refuses: broken
+// UTF-8, or a character YAML does not allow in a file (control characters
+// other than tab and line breaks, surrogates, U+FFFE and U+FFFF).
+func firstNonText(data []byte) (off int, what string, found bool) {
+	if utf16BOM(data) {
+		return 0, "", false
 	}
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	for k := reported; k <= len(lines) && k < reported+maxScan; k++ {
-		dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:k], nil)))
-		for {
-			var n yaml.Node
-			err := dec.Decode(&n)
-			if errors.Is(err, io.EOF) {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return i, fmt.Sprintf("not UTF-8: byte 0x%02x at offset %d", data[i], i), true
+		case !yamlChar(r) && unicode.IsControl(r):
+			return i, fmt.Sprintf("control character %U at offset %d is not allowed", r, i), true
+		case !yamlChar(r):
+			return i, fmt.Sprintf("character %U at offset %d is not allowed", r, i), true
+		}
+		i += size
+	}
+	return 0, "", false
+}
+
+// yamlChar reports whether YAML 1.2 allows r in a stream (c-printable).
+func yamlChar(r rune) bool {
+	switch {
+	case r == '\t', r == '\n', r == '\r', r == 0x85:
+		return true
+	case r >= 0x20 && r <= 0x7E, r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
+}
+
+// tooDeepAt is the offset of the first bracket nested deeper than
+// yaml.v3 allows (brackets in quotes and comments count too: the place is
+// for a person to look at), or 0.
+func tooDeepAt(data []byte) int {
+	const limit = 10000 // yaml.v3's max_flow_level and max_indents
+	depth := 0
+	for i, b := range data {
+		switch b {
+		case '[', '{':
+			if depth++; depth > limit {
+				return i
+			}
+		case ']', '}':
+			depth = max(depth-1, 0)
+		}
+	}
+	return 0
+}
+
+// Bounds on the search for a syntax error's place. In a file larger than
+// scanSize the line yaml.v3 reported stands, without a column; the search
+// parses at most scanWork bytes in all (a prefix of the file per try), then
+// settles for what it has.
+const (
+	scanSize  = 64 << 10
+	scanWork  = 4 << 20
+	scanLines = 200
+)
+
+// locator searches for the place of a syntax error by parsing prefixes of
+// the file.
+type locator struct {
+	lines [][]byte // the file's lines, each with its "\n"
+	work  int      // bytes parsed so far
+}
+
+// tryParse returns the error parsing data gives ("" if none), and false
+// once the work budget is spent.
+func (l *locator) tryParse(data []byte) (msg string, ok bool) {
+	if l.work += len(data) + 1; l.work > scanWork {
+		return "", false
+	}
+	return parseError(data), true
+}
+
+// upTo is the file's first k lines.
+func (l *locator) upTo(k int) []byte { return bytes.Join(l.lines[:min(k, len(l.lines))], nil) }
+
+// fails reports that the first k lines do not parse (false once the
+// budget is spent).
+func (l *locator) fails(k int) bool {
+	msg, ok := l.tryParse(l.upTo(k))
+	return ok && msg != ""
+}
+
+// problemAt finds the line and column of a syntax error that yaml.v3
+// reported on line reported with message msg.
+//
+// yaml.v3's line is where it found the problem, or for some errors where
+// the enclosing construct starts: "line 1" can mean a problem on line 4.
+// The line at fault is then the first, from the reported one, whose end no
+// longer parses. At the end of the file (an unclosed quote or bracket)
+// yaml.v3 reports the last line, and the line at fault is where the file
+// stops parsing: a binary search for the longest prefix of whole lines
+// that parses finds it.
+//
+// On that line, the prefixes that end at the character at fault or after
+// it fail with the same message, and shorter ones parse or fail for
+// another reason (a bracket not closed yet): the column is where that run
+// starts. Failing that, it is where the longest prefix that parses ends,
+// or the line's first character.
+func problemAt(data []byte, reported int, msg string) (line, col int) {
+	if len(data) > scanSize {
+		return reported, 0
+	}
+	l := &locator{lines: bytes.SplitAfter(data, []byte("\n"))}
+	line = min(reported, len(l.lines))
+	if reported >= len(l.lines) && l.fails(line-1) {
+		lo, hi := 0, line-1 // the first lo lines parse, the first hi do not
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			msg, ok := l.tryParse(l.upTo(mid))
+			if !ok {
 				break
 			}
-			if err != nil {
-				return k
+			if msg == "" {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		line = hi
+	} else {
+		for k := line; k <= len(l.lines) && k < line+scanLines; k++ {
+			if l.fails(k) {
+				line = k
+				break
 			}
 		}
 	}
-	return reported
+	return line, l.column(line, msg)
+}
+
+// column finds the column on line of a problem with message msg.
+func (l *locator) column(line int, msg string) int {
+	before, text := l.upTo(line-1), bytes.TrimRight(l.lines[line-1], "\r\n")
+	want := sameProblem(msg)
+	// cols[i] is the offset of the line's character i+1; the last is the
+	// line's end.
+	var cols []int
+	for c := range string(text) {
+		cols = append(cols, c)
+	}
+	cols = append(cols, len(text))
+	prefix := func(i int) (string, bool) {
+		return l.tryParse(append(before[:len(before):len(before)], text[:cols[i]]...))
+	}
+	same := func(i int) (bool, bool) {
+		m, ok := prefix(i)
+		return sameProblem(m) == want, ok
+	}
+
+	// The run of prefixes failing as the whole file does: bisect for its
+	// start, the first prefix that holds the character at fault.
+	last := len(cols) - 1
+	if inRun, ok := same(last); ok && inRun {
+		if first, ok := same(0); ok && first {
+			return 1
+		}
+		lo, hi := 0, last // prefix lo is not in the run, prefix hi is
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			inRun, ok := same(mid)
+			if !ok {
+				return firstChar(text)
+			}
+			if inRun {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		return hi // prefix hi ends with character hi
+	}
+	// Otherwise: where the longest prefix that parses ends.
+	for i := last; i >= 0; i-- {
+		m, ok := prefix(i)
+		if !ok {
+			break
+		}
+		if m == "" {
+			return i + 1
+		}
+	}
+	return firstChar(text)
+}
+
+// firstChar is the column of the first character of text that is not a
+// space.
+func firstChar(text []byte) int { return len(text) - len(bytes.TrimLeft(text, " ")) + 1 }
+
+// parseError returns the message of the first document of data that does
+// not parse, or "" when every one does.
+func parseError(data []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return ""
+		}
+		if err != nil {
+			return err.Error()
+		}
+	}
+}
+
+var quotedName = regexp.MustCompile(`'[^']*'`)
+
+// sameProblem is a message without what changes from one prefix of a line
+// to the next: its line number, and quoted names ("unknown anchor 'n'").
+func sameProblem(msg string) string {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlLine.FindStringSubmatch("yaml: " + msg); m != nil {
+		msg = m[2]
+	}
+	return quotedName.ReplaceAllString(msg, "''")
 }
 
 // decoder turns the YAML tree into the plain maps koanf layers, reporting

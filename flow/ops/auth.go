@@ -11,9 +11,15 @@ import (
 // liveness checker carry no credentials.
 const openPath = "/healthz"
 
+// challenge is the WWW-Authenticate header of a 401 (RFC 6750): it tells a
+// client, and a person reading curl -v, which credentials are wanted.
+const challenge = `Bearer realm="sluice"`
+
 // requireToken guards next with a bearer token. A request without the
-// right token gets 401 and an empty body, whatever path it asked for, so
-// an unauthenticated caller learns nothing, not even which paths exist.
+// right token gets 401 with a Bearer challenge and an empty body, whatever
+// path it asked for, so an unauthenticated caller learns nothing, not
+// even which paths exist. ConfigFrom refuses a token that is set but
+// empty; "" here means no token was configured.
 func requireToken(token string, next http.Handler) http.Handler {
 	if token == "" {
 		return next
@@ -29,6 +35,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 		got, ok := bearer(r.Header.Get("Authorization"))
 		sum := sha256.Sum256([]byte(got))
 		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
+			w.Header().Set("WWW-Authenticate", challenge)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}

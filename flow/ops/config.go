@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -27,9 +28,25 @@ type Config struct {
 // Enabled reports whether the listener is wanted.
 func (c Config) Enabled() bool { return c.Listen != "" }
 
+// SettingError is a bad value in settings.http, a config mistake found
+// before anything is built. Key names the setting within the block
+// ("listen"), for the caller to point at where it was written.
+type SettingError struct {
+	Key   string
+	Value string
+	Err   error
+}
+
+func (e *SettingError) Error() string {
+	return fmt.Sprintf("settings.http.%s %q: %v", e.Key, e.Value, e.Err)
+}
+
+func (e *SettingError) Unwrap() error { return e.Err }
+
 // ConfigFrom reads the http block of a pipeline's settings. A listen value
-// that is not host:port with a port in 0..65535 is an error naming the
-// setting: a config mistake, found before anything is built.
+// that is not host:port with a port in 0..65535, and a token that is set
+// but empty (which would read as no token: every endpoint open), are
+// *SettingError.
 func ConfigFrom(settings *registry.Conf) (Config, error) {
 	cfg := Config{Listen: DefaultListen}
 	if settings == nil {
@@ -42,7 +59,10 @@ func ConfigFrom(settings *registry.Conf) (Config, error) {
 	cfg.Token = h.String("token")
 	cfg.Pprof = h.Bool("pprof")
 	if err := checkListen(cfg.Listen); err != nil {
-		return Config{}, fmt.Errorf("settings.http.listen %q: %w", cfg.Listen, err)
+		return Config{}, &SettingError{Key: "listen", Value: cfg.Listen, Err: err}
+	}
+	if h.Has("token") && cfg.Token == "" {
+		return Config{}, &SettingError{Key: "token", Err: errors.New("an empty token would turn authentication off: set a token, or leave the key out to serve without one")}
 	}
 	return cfg, nil
 }

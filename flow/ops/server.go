@@ -10,8 +10,8 @@
 //	GET /debug/pprof/  only with settings.http.pprof: true
 //
 // With settings.http.token set, every endpoint but /healthz wants
-// "Authorization: Bearer <token>" and answers 401 with an empty body
-// otherwise.
+// "Authorization: Bearer <token>" and answers 401 (WWW-Authenticate:
+// Bearer, empty body) otherwise.
 package ops
 
 import (
@@ -46,8 +46,8 @@ const sampleEvery = time.Second
 
 // Server is the HTTP listener of one pipeline run. Listen binds the port
 // before the pipeline is built (a busy port fails fast, before any
-// component starts), Serve starts answering once the pipeline exists, and
-// Stop ends it after the run.
+// component starts), Serve logs the address and starts answering once the
+// pipeline exists, and Stop ends it after the run.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -82,13 +82,7 @@ func Listen(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) 
 		}
 		return nil, fmt.Errorf("settings.http.listen %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, log: log, latency: NewLatency(), ln: ln}
-	log.Info("http listening", "addr", ln.Addr().String(),
-		"endpoints", "/metrics /healthz /readyz /graph", "token", cfg.Token != "", "pprof", cfg.Pprof)
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && cfg.Token == "" {
-		log.Warn("http listener is reachable from other hosts and has no settings.http.token", "addr", ln.Addr().String())
-	}
-	return s, nil
+	return &Server{cfg: cfg, log: log, latency: NewLatency(), ln: ln}, nil
 }
 
 // Addr is the address the server is bound to (the real port when
@@ -106,6 +100,14 @@ func (s *Server) Serve(p *flow.Pipeline) {
 	defer s.mu.Unlock()
 	if s.stopped || s.srv != nil {
 		return
+	}
+	// Said once the pipeline is built: a run that stops at a config error
+	// prints the errors and nothing else.
+	addr := s.ln.Addr().String()
+	s.log.Info("http listening", "addr", addr,
+		"endpoints", "/metrics /healthz /readyz /graph", "token", s.cfg.Token != "", "pprof", s.cfg.Pprof)
+	if tcp, ok := s.ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && s.cfg.Token == "" {
+		s.log.Warn("http listener is reachable from other hosts and has no settings.http.token", "addr", addr)
 	}
 	handler, graph := newHandler(p, s.cfg, s.latency, s.log)
 	s.srv = &http.Server{

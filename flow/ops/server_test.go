@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -77,8 +78,8 @@ func TestTokenGuardsEverythingButHealthz(t *testing.T) {
 			if code != 401 || body != "" {
 				t.Errorf("%s with Authorization %q: %d %q, want 401 and an empty body", path, auth, code, body)
 			}
-			if v := hdr.Get("WWW-Authenticate"); v != "" {
-				t.Errorf("%s: 401 says WWW-Authenticate %q, want nothing", path, v)
+			if v := hdr.Get("WWW-Authenticate"); v != `Bearer realm="sluice"` {
+				t.Errorf("%s: 401 says WWW-Authenticate %q, want a Bearer challenge", path, v)
 			}
 		}
 	}
@@ -223,6 +224,7 @@ func TestConfigFrom(t *testing.T) {
 		{"no port", http(map[string]any{"listen": "9464"}), Config{}, `settings.http.listen "9464": want host:port`},
 		{"port out of range", http(map[string]any{"listen": "localhost:70000"}), Config{}, `port "70000" is not a number`},
 		{"port not a number", http(map[string]any{"listen": "localhost:http"}), Config{}, `port "http" is not a number`},
+		{"empty token", http(map[string]any{"listen": ":9000", "token": ""}), Config{}, `settings.http.token "": an empty token would turn authentication off`},
 	}
 	for _, c := range cases {
 		got, err := ConfigFrom(c.conf)
@@ -234,5 +236,24 @@ func TestConfigFrom(t *testing.T) {
 		case got != c.want:
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 		}
+		var se *SettingError
+		if c.err != "" && (!errors.As(err, &se) || !strings.HasPrefix(err.Error(), "settings.http."+se.Key+" ")) {
+			t.Errorf("%s: error %#v does not name its key", c.name, err)
+		}
+	}
+}
+
+// The listener says where it listens once it serves: a run that stops at
+// a config error after Listen prints nothing but the errors.
+func TestListenIsQuietUntilServe(t *testing.T) {
+	var logs logBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	srv, _ := listen(t, Config{}, log)
+	if got := logs.String(); got != "" {
+		t.Fatalf("Listen logged %q", got)
+	}
+	srv.Serve(newChain("quiet", &numbers{n: 1, size: 1}, &counting{}))
+	if got, want := logs.String(), `msg="http listening" addr=`+srv.Addr().String(); !strings.Contains(got, want) {
+		t.Errorf("after Serve the log is %q, want %q", got, want)
 	}
 }
