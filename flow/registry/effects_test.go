@@ -109,6 +109,7 @@ func samples(t *testing.T, dir, plugin string) map[string]sample {
 		"stage plugin config":           {value: map[string]any{"suffix": "!"}},
 
 		"source kafka rebalance_timeout": {value: "45s"},
+		"source kafka session_timeout":   {value: "45s"},
 		"sink kafka topic":               {value: "other"},
 		"sink kafka topic_expr":          {value: `"t-" + key`, also: map[string]any{"topic": nil}},
 		"sink kafka backoff":             {value: "300ms"},
