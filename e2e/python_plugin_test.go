@@ -17,11 +17,12 @@ import (
 // broker: the same guarantees as Go plugins.
 
 // pythonE2EPlugin is a Python plugin: it tags every JSON value with
-// "by":"python" and raises on every poison_every-th seq (seq % poison_every
-// == 7), which fails that record alone.
+// "by":"python", raises on every poison_every-th seq (seq % poison_every
+// == 7), which fails that record alone, and hangs on seq hang_on.
 const pythonE2EPlugin = `
 import dataclasses
 import json
+import time
 
 from sluice_plugin import FieldError, Plugin, serve
 
@@ -29,6 +30,7 @@ from sluice_plugin import FieldError, Plugin, serve
 @dataclasses.dataclass
 class Config:
     poison_every: int = 1000
+    hang_on: int = -1
 
     def validate(self):
         if self.poison_every < 10:
@@ -37,6 +39,8 @@ class Config:
 
 def process(record):
     v = json.loads(record.value)
+    if v["seq"] == plugin.config.hang_on:
+        time.sleep(3600)
     if v["seq"] % plugin.config.poison_every == 7:
         raise ValueError(f"poison seq {v['seq']}")
     v["by"] = "python"
@@ -243,5 +247,50 @@ sinks:
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("config %s: exit %d, want 2 and %q:\n%s%s", c.config, code, c.want, stdout, stderr)
 		}
+	}
+}
+
+// A Python plugin hanging on one record: the process is killed after the
+// node's timeout and restarted, the record is narrowed down and
+// dead-lettered alone (beside one that raises), everything else is written
+// in order.
+func TestPythonPluginHangIsTimedOutAndIsolated(t *testing.T) {
+	dir := t.TempDir()
+	plugin := pythonPlugin(t, dir)
+	const n, hang = 300, 123
+	out, rejects := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "rejects.jsonl")
+	cfg := writeFile(t, dir, "p.yaml", `
+name: python-plugin-hang
+settings: {http: {listen: ""}}
+sources:
+  gen: {type: generate, count: `+strconv.Itoa(n)+`, batch: 50}
+stages:
+  py:
+    type: plugin
+    inputs: [gen]
+    plugin: `+plugin+`
+    batch: {size: 20}
+    timeout: 1s
+    config: {poison_every: 1000, hang_on: `+strconv.Itoa(hang)+`}
+    on_error: {action: dead_letter, dead_letter: rejects}
+sinks:
+  out: {type: file, inputs: [py], path: `+out+`}
+  rejects: {type: file, path: `+rejects+`}
+`)
+	code, _, stderr := run(t, 120*time.Second, nil, "run", "--progress", "never", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	var want []string
+	for i := range n {
+		if i != hang && i != 7 {
+			want = append(want, fmt.Sprintf(`{"seq":%d,"by":"python"}`, i))
+		}
+	}
+	pluginWantLines(t, out, want)
+	// seq 7 raises (poison_every), seq 123 hangs.
+	pluginWantLines(t, rejects, []string{`{"seq":7}`, fmt.Sprintf(`{"seq":%d}`, hang)})
+	if !strings.Contains(stderr, `msg="plugin made no progress; killing and restarting it" node=py`) {
+		t.Fatalf("no restart logged:\n%s", stderr)
 	}
 }
