@@ -28,7 +28,7 @@ import (
 type chaosKind int
 
 const (
-	chaosKillPlugin    chaosKind = iota // kill -9 one plugin process of a member
+	chaosKillPlugin    chaosKind = iota // kill -9 plugin processes of a member, 1-4 in a row
 	chaosKillMember                     // kill -9 a member, start a new one
 	chaosTermMember                     // SIGTERM a member, start a new one at once
 	chaosRestartBroker                  // kill -9 the broker, start it on the same data
@@ -57,12 +57,23 @@ type chaosFault struct {
 	pick float64
 	// down is how long the broker stays dead before it is started again.
 	down time.Duration
+	// burst is how many plugin processes die in a row: the one picked,
+	// then each one that replaces it, settle after it appeared (0: during
+	// its handshake; later: once it serves).
+	burst  int
+	settle time.Duration
 }
 
 func (f chaosFault) String() string {
 	s := fmt.Sprintf("%s at %.1f%% committed", f.kind, 100*f.at)
-	if f.kind == chaosRestartBroker {
+	switch f.kind {
+	case chaosRestartBroker:
 		s += fmt.Sprintf(", down %s", f.down)
+	case chaosKillPlugin:
+		s += fmt.Sprintf(", %d in a row", f.burst)
+		if f.burst > 1 {
+			s += fmt.Sprintf(", each %s after it started", f.settle)
+		}
 	}
 	return s
 }
@@ -100,10 +111,12 @@ func chaosSchedule(rng *rand.Rand, n int) []chaosFault {
 	plan := make([]chaosFault, n)
 	for i, k := range kinds {
 		plan[i] = chaosFault{
-			kind: k,
-			at:   from + span*(float64(i)+rng.Float64())/float64(n),
-			pick: rng.Float64(),
-			down: time.Duration(rng.IntN(3000)) * time.Millisecond,
+			kind:   k,
+			at:     from + span*(float64(i)+rng.Float64())/float64(n),
+			pick:   rng.Float64(),
+			down:   time.Duration(rng.IntN(3000)) * time.Millisecond,
+			burst:  1 + rng.IntN(4),
+			settle: time.Duration(rng.IntN(1500)) * time.Millisecond,
 		}
 	}
 	return plan
@@ -171,6 +184,7 @@ type chaosRun struct {
 	history []string // one line per fault done
 	best    int64    // highest committed total seen
 	crashes int      // members that exited by themselves
+	killed  int      // plugin processes killed
 
 	mu       sync.Mutex
 	stops    []*chaosStop
@@ -343,8 +357,11 @@ func (c *chaosRun) awaitStops() {
 	c.watchers.Wait()
 }
 
-// killPlugin SIGKILLs one plugin process of a live member, waiting for a
-// member that has some (a new member starts its plugins first).
+// killPlugin SIGKILLs a plugin process of a live member (waiting for a
+// member that has some: a new member starts its plugins first), then, for
+// a burst, the process that replaces it, again and again: repeated deaths
+// without progress are what stretch the host's restart backoff, the state
+// part 1 of issue 8 drains from.
 func (c *chaosRun) killPlugin(label string, f chaosFault) {
 	c.t.Helper()
 	var m *chaosMember
@@ -362,11 +379,45 @@ func (c *chaosRun) killPlugin(label string, f chaosFault) {
 	})
 	slices.Sort(kids)
 	pid := kids[int(f.pick*float64(len(kids)))]
+	for k := range f.burst {
+		if k > 0 {
+			// The replacement: a child that was not there before this kill.
+			known := kids
+			pid = 0
+			deadline := time.Now().Add(30 * time.Second)
+			for pid == 0 && !m.exited() && time.Now().Before(deadline) {
+				kids = pluginChildren(m.pid())
+				for _, kid := range kids {
+					if !slices.Contains(known, kid) {
+						pid = kid
+					}
+				}
+				if pid == 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			if pid == 0 {
+				if !m.exited() {
+					c.t.Errorf("%s: %s started no new plugin process within 30s of kill %d (plugins %v, seed %d)\nlast lines of its log:\n%s",
+						label, m.name, k, kids, c.seed, chaosTail(m.p.stderr.String(), 20))
+				}
+				return
+			}
+			time.Sleep(f.settle) // part of the schedule
+		}
+		c.killOnePlugin(fmt.Sprintf("%s (kill %d of %d)", label, k+1, f.burst), m, pid, kids)
+	}
+}
+
+// killOnePlugin SIGKILLs plugin process pid of m, and expects m to log
+// the death within 10s.
+func (c *chaosRun) killOnePlugin(label string, m *chaosMember, pid int, kids []int) {
+	c.t.Helper()
 	before := len(chaosPluginDeathRe.FindAllString(m.p.stderr.String(), -1))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		c.t.Fatalf("%s: kill -9 plugin pid %d of %s: %v", label, pid, m.name, err)
 	}
-	// The member must notice: its log gains a line about a plugin death.
+	c.killed++
 	var seen string
 	deadline := time.Now().Add(10 * time.Second)
 	for seen == "" && !m.exited() && time.Now().Before(deadline) {
