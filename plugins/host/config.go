@@ -135,7 +135,7 @@ func checkExecutable(p string) error {
 	case st.Mode().Perm()&0o111 == 0:
 		return fmt.Errorf("plugin executable %s is not executable (chmod +x)", p)
 	}
-	return nil
+	return checkInterpreter(p)
 }
 
 // ChecksumError is a plugin executable whose SHA-256 is not the one

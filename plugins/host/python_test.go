@@ -263,3 +263,21 @@ func BenchmarkPythonPlugin(b *testing.B) {
 		})
 	}
 }
+
+// A script whose interpreter is gone (a deleted virtualenv) is refused
+// naming the interpreter, not with exec's "no such file or directory" for
+// the script itself.
+func TestMissingInterpreterIsNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plugin.py")
+	if err := os.WriteFile(path, []byte("#!/nonexistent/venv/bin/python\nimport sluice_plugin\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := host.Resolve(path, nil, "")
+	if err == nil || !strings.Contains(err.Error(), "names the interpreter /nonexistent/venv/bin/python on its first line, which does not exist") {
+		t.Fatalf("Resolve = %v", err)
+	}
+	_, err = buildStage(t, map[string]any{"plugin": path})
+	if got := fieldErrors(err); !strings.Contains(got["plugin"], "/nonexistent/venv/bin/python") {
+		t.Fatalf("field errors %v (err %v)", got, err)
+	}
+}
