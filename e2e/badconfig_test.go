@@ -69,7 +69,7 @@ sources:
   gen: {type: generate, count: 10}
 sinks:
   out: {type: discard, inputs: [gen]}
-`, nil, []string{`FILE: settings.http.listen "nonsense": want host:port`}},
+`, nil, []string{`FILE:2:27: settings.http.listen "nonsense": want host:port`}},
 		{"syntax error", "sources:\n  gen: {type: generate\nsinks: [\n", nil, []string{"FILE:"}},
 	}
 	for _, c := range cases {
