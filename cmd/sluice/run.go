@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -201,9 +203,29 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 	if ctx.Err() != nil {
 		log.Info("pipeline drained after signal", "pipeline", p.Name())
 	} else {
-		log.Info("pipeline finished: every source ended and all records were written", "pipeline", p.Name())
+		log.Info(finishedMessage(p.Stats()), "pipeline", p.Name())
 	}
 	return nil
+}
+
+// finishedMessage says how a finite run ended: "all records were written"
+// only when no record was skipped or dead-lettered on the way.
+func finishedMessage(stats []*flow.NodeStats) string {
+	var skipped, dead int64
+	var where []string
+	for _, st := range stats {
+		s, d := st.Skipped.Load(), st.DeadLettered.Load()
+		if s+d > 0 {
+			where = append(where, st.ID)
+		}
+		skipped += s
+		dead += d
+	}
+	if skipped+dead == 0 {
+		return "pipeline finished: every source ended and all records were written"
+	}
+	return fmt.Sprintf("pipeline finished: every source ended; %d records were skipped and %d dead-lettered under on_error (at %s), the rest were written",
+		skipped, dead, strings.Join(where, ", "))
 }
 
 // httpConfig reads settings.http. A bad value is a config error at the
