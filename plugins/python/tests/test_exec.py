@@ -7,7 +7,6 @@ import sys
 import time
 
 import grpc
-import pytest
 
 from sluice_plugin import FieldError, Record
 from sluice_plugin.testing import exec_plugin
@@ -87,8 +86,9 @@ def test_exits_when_the_host_connection_closes(tmp_path):
     # What go-plugin's host does first: open the stdio stream; then vanish
     # without Close.
     ch = grpc.insecure_channel(p._channel._channel.target().decode())
-    stream = ch.unary_stream("/plugin.GRPCStdio/StreamStdio")(b"")
+    stream = ch.unary_stream("/plugin.GRPCStdio/StreamStdio")(b"")  # held open, like the host's
     assert p.info().name == "demo"
+    assert stream.is_active()
     ch.close()
     p._channel.close()
     assert wait_for(lambda: (tmp_path / "closed").exists()), "close hook did not run"

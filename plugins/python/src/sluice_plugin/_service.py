@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import traceback
 
 import grpc
 
@@ -88,10 +87,6 @@ def _message(e: BaseException) -> str:
         return str(e) or "batch failed"
     msg = str(e)
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-
-
-class _Misuse(Exception):
-    pass
 
 
 def _check_output(r) -> None:
@@ -555,7 +550,3 @@ class GoPluginServices:
                 {"StreamStdio": grpc.unary_stream_rpc_method_handler(stdio, _identity, _identity)},
             ),
         ]
-
-
-def format_exc(e: BaseException) -> str:
-    return "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
