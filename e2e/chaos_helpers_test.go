@@ -366,11 +366,16 @@ func (c *chaosRun) killPlugin(label string, f chaosFault) {
 	c.t.Helper()
 	var m *chaosMember
 	var kids []int
-	c.await(time.Minute, "a member with plugin processes", func() bool {
+	c.await(time.Minute, "a running member with plugin processes", func() bool {
 		// Start the search at the picked member, so the pick decides.
 		first := int(f.pick * float64(len(c.live)))
 		for i := range c.live {
 			m = c.live[(first+i)%len(c.live)]
+			// A plugin killed while sluice starts fails its start-up
+			// check, a config error (exit 2): only running pipelines.
+			if !strings.Contains(m.p.stderr.String(), `msg="pipeline running"`) {
+				continue
+			}
 			if kids = pluginChildren(m.pid()); len(kids) > 0 {
 				return true
 			}
