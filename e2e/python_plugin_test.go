@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -114,7 +115,7 @@ func TestPythonPluginKafkaSurvivesKill9AndDeadLetters(t *testing.T) {
 	broker := kafkaBroker(t)
 	dir := t.TempDir()
 	plugin := pythonPlugin(t, dir)
-	const n, kills = 100000, 10
+	const n, kills = 200000, 10
 	in, out, dlq := kafkaName(t, "in"), kafkaName(t, "out"), kafkaName(t, "dlq")
 	for _, topic := range []string{in, out, dlq} {
 		createTopic(t, broker, topic, 1)
@@ -123,7 +124,7 @@ func TestPythonPluginKafkaSurvivesKill9AndDeadLetters(t *testing.T) {
 name: python-plugin-kafka
 settings: {http: {listen: ""}, drain_timeout: 30s}
 sources:
-  gen: {type: generate, count: `+strconv.Itoa(n)+`, rate: 20000, key: "k-{seq}", template: {t: x}}
+  gen: {type: generate, count: `+strconv.Itoa(n)+`, rate: 10000, key: "k-{seq}", template: {t: x}}
   in:
     type: kafka
     brokers: ["`+broker+`"]
@@ -146,14 +147,18 @@ sinks:
 `)
 	cl := kafkaClient(t, broker)
 	began := time.Now()
-	p := start(t, nil, "run", "--progress", "never", cfg)
+	// Debug logs say when a plugin process is started and configured: a
+	// kill must not land in the middle of the interpreter's start (that
+	// would be a failed start, not the crash of a running plugin).
+	p := start(t, nil, "run", "--progress", "never", "--log-level", "debug", cfg)
 	sluicePid := p.cmd.Process.Pid
 	killed := map[int]bool{}
 	for k := range kills {
 		var pid int
-		waitRunning(t, 60*time.Second, "a new Python plugin process", func() bool {
+		waitRunning(t, 60*time.Second, "a new Python plugin process, started and configured", func() bool {
 			for _, c := range pluginChildren(sluicePid) {
-				if !killed[c] {
+				if !killed[c] && strings.Contains(p.stderr.String(), `msg="plugin started"`) &&
+					regexp.MustCompile(`msg="plugin started".* pid=`+strconv.Itoa(c)+` `).MatchString(p.stderr.String()) {
 					pid = c
 					return true
 				}
