@@ -20,8 +20,10 @@ type Source interface {
 // return: that is the drain. ctx is cancelled only when the drain deadline
 // passed or the pipeline failed.
 //
-// With parallelism N the engine calls Run N times concurrently, each with
-// its own shard of the input: keep per-key state in Run's locals.
+// With parallelism N the engine calls Run up to N times concurrently, each
+// with its own shard of the input: keep per-key state in Run's locals. The
+// first call starts with the pipeline; each other with the first batch
+// sharded to it, so a shard that never gets a batch never runs.
 // Most stages are a Processor wrapped by ProcessorStage.
 type Stage interface {
 	Run(ctx context.Context, in <-chan *Batch, out Emitter) error

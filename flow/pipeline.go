@@ -53,6 +53,18 @@ const (
 	DefaultSinkBatch    = 4096
 )
 
+// Limits of what a pipeline may ask for.
+const (
+	// MaxParallelism bounds a node's workers: past a few hundred, more
+	// goroutines on one node only add scheduling and sharding overhead
+	// (a machine runs GOMAXPROCS of them at a time). Validate refuses more.
+	MaxParallelism = 256
+	// MaxBuffer is the largest edge capacity the config loader accepts, in
+	// records. An edge takes memory as records queue on it, never its
+	// capacity up front, so this bounds what a full edge may hold.
+	MaxBuffer = 1 << 20
+)
+
 // Pipeline is the builder of a DAG of sources, stages and sinks. The YAML
 // loader builds one too; build it from Go to embed sluice.
 type Pipeline struct {
@@ -143,8 +155,9 @@ func Inputs(ids ...string) NodeOption {
 // Buffer sets the capacity, in records, of this node's input edge.
 func Buffer(records int) NodeOption { return func(n *node) { n.buffer = records } }
 
-// Parallelism runs n workers of the node. With OrderPartition or OrderKey,
-// records of one partition or key always go to the same worker.
+// Parallelism runs up to n workers of the node (at most MaxParallelism);
+// each starts with the first batch given to it. With OrderPartition or
+// OrderKey, records of one partition or key always go to the same worker.
 func Parallelism(n int, o Ordering) NodeOption {
 	return func(nd *node) { nd.parallelism, nd.ordering = n, o }
 }
@@ -285,6 +298,7 @@ func (p *Pipeline) Validate() error {
 	}
 	hasSource, dangling := false, false
 	dlqTargets := p.deadLetterTargets()
+	hint := p.suggester()
 	for _, n := range p.nodes {
 		if n.kind == KindSource {
 			hasSource = true
@@ -306,7 +320,7 @@ func (p *Pipeline) Validate() error {
 			up, ok := p.byID[in]
 			switch {
 			case !ok:
-				bad(n, "inputs", in, "input %q does not exist%s", in, suggest(in, p.ids()))
+				bad(n, "inputs", in, "input %q does not exist%s", in, hint(in))
 				dangling = true
 			case up.kind == KindSink:
 				bad(n, "inputs", in, "input %q is a sink; sinks have no output", in)
@@ -321,12 +335,15 @@ func (p *Pipeline) Validate() error {
 			case pol.DeadLetter == "":
 				bad(n, "on_error", "", "on_error.action dead_letter needs on_error.dead_letter naming a sink")
 			case !ok:
-				bad(n, "on_error", "", "dead_letter %q does not exist%s", pol.DeadLetter, suggest(pol.DeadLetter, p.ids()))
+				bad(n, "on_error", "", "dead_letter %q does not exist%s", pol.DeadLetter, hint(pol.DeadLetter))
 			case dl.kind != KindSink:
 				bad(n, "on_error", "", "dead_letter %q is a %s, not a sink", pol.DeadLetter, dl.kind)
 			case dl == n:
 				bad(n, "on_error", "", "a sink cannot dead-letter into itself")
 			}
+		}
+		if n.parallelism > MaxParallelism {
+			bad(n, "parallelism", "", "parallelism %d is above the maximum %d", n.parallelism, MaxParallelism)
 		}
 		switch n.ordering {
 		case OrderPartition, OrderKey, OrderNone:
@@ -368,12 +385,30 @@ func (p *Pipeline) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (p *Pipeline) ids() []string {
-	ids := make([]string, 0, len(p.nodes))
-	for _, n := range p.nodes {
-		ids = append(ids, n.id)
+// maxHints is how many unknown ids one Validate looks for near misses of.
+// Each look compares against every id, so a file full of misspellings
+// would otherwise take time quadratic in its size; past the first few, a
+// user has a pattern to fix rather than a typo.
+const maxHints = 10
+
+// suggester returns a suggest over the pipeline's ids that gives up after
+// maxHints words.
+func (p *Pipeline) suggester() func(word string) string {
+	var ids []string
+	asked := 0
+	return func(word string) string {
+		if asked >= maxHints {
+			return ""
+		}
+		asked++
+		if ids == nil {
+			ids = make([]string, 0, len(p.nodes))
+			for _, n := range p.nodes {
+				ids = append(ids, n.id)
+			}
+		}
+		return suggest(word, ids)
 	}
-	return ids
 }
 
 // findCycle returns a cycle as a path whose last element equals its first.
@@ -440,12 +475,15 @@ func (p *Pipeline) deadEnds() []*GraphError {
 		}
 	}
 	down := map[string][]string{}
+	type link struct{ from, to string }
+	linked := map[link]bool{}
 	for _, n := range p.nodes {
 		if n.kind == KindSink {
 			up(n)
 		}
 		for _, in := range n.inputs {
-			if _, ok := p.byID[in]; ok && !slices.Contains(down[in], n.id) && in != n.id {
+			if _, ok := p.byID[in]; ok && !linked[link{in, n.id}] && in != n.id {
+				linked[link{in, n.id}] = true
 				down[in] = append(down[in], n.id)
 			}
 		}
@@ -524,17 +562,31 @@ func suggest(word string, candidates []string) string {
 	return ""
 }
 
+// maxTypo is the longest word Nearest compares: a longer one is no typo
+// of a name, and comparing it would cost its length squared per candidate.
+const maxTypo = 64
+
 // Nearest returns the candidate closest to word by edit distance, or "" if
-// none is close enough to be a plausible typo.
+// none is close enough to be a plausible typo. Its cost is bounded per
+// candidate: words and candidates longer than 64 bytes are not compared,
+// nor candidates whose length alone puts them too far.
 func Nearest(word string, candidates []string) string {
+	if len(word) > maxTypo {
+		return ""
+	}
 	best, bestD := "", len(word)/2+2
 	for _, c := range candidates {
+		if len(c) > maxTypo || abs(len(c)-len(word)) >= bestD {
+			continue // the distance is at least the difference in length
+		}
 		if d := editDistance(word, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
+
+func abs(n int) int { return max(n, -n) }
 
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)

@@ -274,50 +274,36 @@ func (r *run) startSource(n *node) {
 }
 
 // startWorkers runs a stage or sink: a dispatcher takes batches off the
-// input edge (freeing capacity) and hands them to parallelism workers,
-// sharded so the node's ordering holds.
+// input edge (freeing capacity) and hands them to up to parallelism
+// workers, sharded so the node's ordering holds. Worker 0 starts at once;
+// the others with the first batch given to them, so parallelism is a
+// bound on goroutines and not a number started whatever the traffic.
 func (r *run) startWorkers(n *node) {
 	e := r.edges[n.id]
 	o := r.outlets[n.id]
-	workers := make([]chan *Batch, n.parallelism)
-	for i := range workers {
-		workers[i] = make(chan *Batch)
-	}
-	r.goNode(n, func() {
-		defer func() {
-			for _, w := range workers {
-				close(w)
-			}
-		}()
-		if n.kind == KindSink && len(workers) == 1 {
-			r.coalesce(n, e, workers[0])
-			return
-		}
-		d := dispatcher{n: n, workers: workers, seed: maphash.MakeSeed()}
-		for {
-			select {
-			case b, ok := <-e.ch:
-				if !ok {
-					return
-				}
-				e.received(b)
-				n.stats.In.Add(int64(len(b.Records)))
-				n.stats.Batches.Add(1)
-				if !d.dispatch(r.hardCtx, b) {
-					return
-				}
-			case <-r.hardCtx.Done():
-				return
-			}
-		}
-	})
+	// Only the dispatcher goroutine starts workers, and it waits for them
+	// (live.Wait) after its last start.
 	var live sync.WaitGroup
-	live.Add(len(workers))
-	for _, w := range workers {
+	workers := make([]chan *Batch, n.parallelism)
+	// A sink of one worker is fed by coalesce, which merges what queued
+	// while it wrote; gathering more batches on top of that would hold
+	// records beyond the edge's capacity.
+	coalesced := n.kind == KindSink && len(workers) == 1
+	start := func(i int) chan *Batch {
+		if workers[i] != nil {
+			return workers[i]
+		}
+		w := make(chan *Batch)
+		workers[i] = w
 		st := n.stage
 		if n.kind == KindSink {
-			st = &sinkStage{sink: n.sink, max: n.sinkBatch}
+			gather := n.sinkBatch
+			if coalesced {
+				gather = 0
+			}
+			st = &sinkStage{sink: n.sink, max: gather}
 		}
+		live.Add(1)
 		r.goNode(n, func() {
 			defer live.Done()
 			err := protect(func() error { return st.Run(r.hardCtx, w, o) })
@@ -330,10 +316,36 @@ func (r *run) startWorkers(n *node) {
 				b.Settle(fmt.Errorf("%s %s stopped", n.kind, n.id))
 			}
 		})
+		return w
 	}
+	first := start(0)
 	r.goNode(n, func() {
-		live.Wait()
-		o.closeOutputs()
+		defer func() {
+			for _, w := range workers {
+				if w != nil {
+					close(w)
+				}
+			}
+			live.Wait()
+			o.closeOutputs()
+		}()
+		if coalesced {
+			r.coalesce(n, e, first)
+			return
+		}
+		d := dispatcher{n: n, workers: workers, start: start, started: 1, seed: maphash.MakeSeed()}
+		for {
+			b, ok := e.recv(r.hardCtx)
+			if !ok {
+				return
+			}
+			e.received(b)
+			n.stats.In.Add(int64(len(b.Records)))
+			n.stats.Batches.Add(1)
+			if !d.dispatch(r.hardCtx, b) {
+				return
+			}
+		}
 	})
 }
 
@@ -347,25 +359,14 @@ func (r *run) coalesce(n *node, e *edge, w chan<- *Batch) {
 	var pending *Batch
 	var held int64 // edge capacity pending still occupies
 	owned := false // pending.Records is our own array, safe to append to
-	in := e.ch
 	closed := false
 	for {
-		recv := in
-		if closed || pending != nil && len(pending.Records) >= n.sinkBatch {
-			recv = nil
-		}
-		var send chan<- *Batch
-		if pending != nil {
-			send = w
-		}
-		if recv == nil && send == nil {
-			return
-		}
-		select {
-		case b, ok := <-recv:
-			if !ok {
-				closed = true
-				continue
+		// Take what is queued, up to a full write, without waiting.
+		for !closed && (pending == nil || len(pending.Records) < n.sinkBatch) {
+			b, done := e.tryRecv()
+			if b == nil {
+				closed = done
+				break
 			}
 			held += weight(b)
 			n.stats.In.Add(int64(len(b.Records)))
@@ -382,6 +383,20 @@ func (r *run) coalesce(n *node, e *edge, w chan<- *Batch) {
 			}
 			pending.Records = append(pending.Records, b.Records...)
 			pending.Absorb(b)
+		}
+		var more <-chan struct{}
+		if !closed && (pending == nil || len(pending.Records) < n.sinkBatch) {
+			more = e.ready
+		}
+		var send chan<- *Batch
+		if pending != nil {
+			send = w
+		}
+		if more == nil && send == nil {
+			return
+		}
+		select {
+		case <-more:
 		case send <- pending:
 			pending = nil
 			e.release(held)
@@ -395,21 +410,46 @@ func (r *run) coalesce(n *node, e *edge, w chan<- *Batch) {
 	}
 }
 
+// dispatcher hands a node's batches to its workers, starting each with the
+// first batch it is given.
 type dispatcher struct {
 	n       *node
-	workers []chan *Batch
+	workers []chan *Batch // nil: not started
+	start   func(i int) chan *Batch
+	started int // with OrderNone, workers 0..started-1 run
 	seed    maphash.Seed
 	next    int
 }
 
 func (d *dispatcher) send(ctx context.Context, w int, b *Batch) bool {
 	select {
-	case d.workers[w] <- b:
+	case d.start(w) <- b:
 		return true
 	case <-ctx.Done():
 		b.Settle(ctx.Err())
 		return false
 	}
+}
+
+// sendAny gives an unordered batch to an idle worker, starting another
+// only when every started one is busy, and waits its turn once all run.
+func (d *dispatcher) sendAny(ctx context.Context, b *Batch) bool {
+	for i := range d.started {
+		w := (d.next + i) % d.started
+		select {
+		case d.workers[w] <- b:
+			d.next = (w + 1) % d.started
+			return true
+		default:
+		}
+	}
+	if d.started < len(d.workers) {
+		d.started++
+		return d.send(ctx, d.started-1, b)
+	}
+	w := d.next
+	d.next = (d.next + 1) % len(d.workers)
+	return d.send(ctx, w, b)
 }
 
 func (d *dispatcher) shard(rec *Record) int {
@@ -433,8 +473,7 @@ func (d *dispatcher) dispatch(ctx context.Context, b *Batch) bool {
 		return d.send(ctx, 0, b)
 	}
 	if d.n.ordering == OrderNone || len(b.Records) == 0 {
-		d.next = (d.next + 1) % nw
-		return d.send(ctx, d.next, b)
+		return d.sendAny(ctx, b)
 	}
 	// Most batches come from one partition: send whole when they shard to
 	// one worker, split only when they do not.
@@ -640,7 +679,7 @@ func (s processorStage) Run(ctx context.Context, in <-chan *Batch, out Emitter) 
 // them.
 type sinkStage struct {
 	sink Sink
-	max  int
+	max  int // records gathered into one Write; 0: one batch at a time
 }
 
 func (s *sinkStage) Run(ctx context.Context, in <-chan *Batch, out Emitter) error {

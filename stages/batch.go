@@ -15,9 +15,9 @@ func init() {
 		Type:    "batch",
 		Summary: "group records into batches by count, bytes and time",
 		Fields: []registry.Field{
-			{Name: "size", Type: registry.Int, Default: 1000, Min: ptr(1), Doc: "records per batch", Example: 500},
-			{Name: "bytes", Type: registry.Size, Doc: "cap on a batch's payload bytes (keys, values, headers); a larger record goes alone; no cap when unset", Example: "1MiB"},
-			{Name: "linger", Type: registry.Duration, Default: "100ms", Doc: "longest a record waits for its batch to fill, counted from the batch's first record; 0 waits for size or bytes (or the drain)", Example: "50ms"},
+			{Name: "size", Type: registry.Int, Default: 1000, Min: ptr(1), Max: ptr(MaxBatchSize), Doc: "records per batch", Example: 500},
+			{Name: "bytes", Type: registry.Size, Min: ptr(1), Max: ptr(MaxBatchBytes), Doc: "cap on a batch's payload bytes (keys, values, headers); a larger record goes alone; no cap when unset", Example: "1MiB"},
+			{Name: "linger", Type: registry.Duration, Default: "100ms", MaxDuration: MaxLinger, Doc: "longest a record waits for its batch to fill, counted from the batch's first record; 0 waits for size or bytes (or the drain)", Example: "50ms"},
 		},
 		Build: func(c *registry.Conf) (any, error) {
 			if c.Duration("linger") < 0 {

@@ -17,8 +17,8 @@ func init() {
 		Summary: "drop records whose key was already seen within a time window",
 		Fields: []registry.Field{
 			{Name: "key", Type: registry.Expr, Required: true, Doc: "what makes two records duplicates; non-strings are compared by their JSON", Example: "value.id"},
-			{Name: "window", Type: registry.Duration, Default: "5m", Doc: "how long after its first sighting a key drops repeats (processing time)", Example: "1h"},
-			{Name: "max_keys", Type: registry.Int, Default: 100000, Min: ptr(1), Doc: "keys remembered at most; past it the oldest are forgotten early. With parallelism each worker keeps its own; use ordering: key when the dedupe key is the record key", Example: 1000000},
+			{Name: "window", Type: registry.Duration, Default: "5m", MinDuration: time.Millisecond, MaxDuration: MaxDedupeWindow, Doc: "how long after its first sighting a key drops repeats (processing time)", Example: "1h"},
+			{Name: "max_keys", Type: registry.Int, Default: 100000, Min: ptr(1), Max: ptr(MaxDedupeKeys), Doc: "keys remembered at most; past it the oldest are forgotten early. With parallelism each worker keeps its own; use ordering: key when the dedupe key is the record key", Example: 1000000},
 		},
 		Build: func(c *registry.Conf) (any, error) {
 			p, err := expr.Compile(c.String("key"))

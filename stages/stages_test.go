@@ -117,6 +117,7 @@ func TestBuildErrorsNameTheField(t *testing.T) {
 		{"dedupe", map[string]any{"key": "value..id"}, "key", ""},
 		{"window", map[string]any{"kind": "tumbling"}, "size", "positive size"},
 		{"window", map[string]any{"kind": "sliding", "size": "1m", "slide": "2m"}, "slide", "slide <= size"},
+		{"window", map[string]any{"kind": "sliding", "size": "1h", "slide": "1s"}, "slide", "each record would count in 3600 windows"},
 		{"window", map[string]any{"kind": "session", "size": "1m"}, "gap", ""},
 		{"window", map[string]any{"size": "1m", "timestamp": "value.ts"}, "timestamp", "time: event"},
 		{"window", map[string]any{"size": "1m", "aggregate": map[string]any{"op": "sum"}}, "aggregate.expr", "needs an expression"},

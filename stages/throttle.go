@@ -17,8 +17,8 @@ func init() {
 		Type:    "throttle",
 		Summary: "hold the record rate at or below a limit",
 		Fields: []registry.Field{
-			{Name: "rate", Type: registry.Float, Required: true, Doc: "records per second, for the node as a whole (parallel workers share it)", Example: 1000},
-			{Name: "burst", Type: registry.Int, Min: ptr(1), Doc: "records that may pass at once after a quiet spell, and the largest batch passed on (bigger ones are split); default a tenth of a second's worth, at least 1", Example: 100},
+			{Name: "rate", Type: registry.Float, Required: true, Min: ptr(MinRate), Max: ptr(MaxRate), Doc: "records per second, for the node as a whole (parallel workers share it)", Example: 1000},
+			{Name: "burst", Type: registry.Int, Min: ptr(1), Max: ptr(MaxBurst), Doc: "records that may pass at once after a quiet spell, and the largest batch passed on (bigger ones are split); default a tenth of a second's worth, at least 1", Example: 100},
 		},
 		Build: func(c *registry.Conf) (any, error) {
 			rate := c.Float("rate")

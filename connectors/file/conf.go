@@ -15,9 +15,9 @@ const DefaultBatch = 256
 
 // Fields shared by the line sources.
 var (
-	maxLineField = registry.Field{Name: "max_line", Type: registry.Size, Default: "1MiB", Example: "4MiB",
+	maxLineField = registry.Field{Name: "max_line", Type: registry.Size, Default: "1MiB", Min: ptr(1), Max: ptr(1 << 30), Example: "4MiB",
 		Doc: "longest line accepted; a longer line stops the pipeline with an error naming its line number"}
-	batchField = registry.Field{Name: "batch", Type: registry.Int, Default: DefaultBatch, Min: ptr(1), Example: 1024,
+	batchField = registry.Field{Name: "batch", Type: registry.Int, Default: DefaultBatch, Min: ptr(1), Max: ptr(65536), Example: 1024,
 		Doc: "most lines per emitted batch (one acknowledgement each)"}
 )
 

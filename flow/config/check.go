@@ -161,8 +161,8 @@ func (c *checker) value(f registry.Field, v any, at path) (any, bool) {
 		if !ok {
 			return bad("want an integer, got %s", describe(v))
 		}
-		if f.Min != nil && float64(n) < *f.Min {
-			return bad("must be at least %v, got %d", *f.Min, n)
+		if err := f.CheckRange(n); err != nil {
+			return bad("%v", err)
 		}
 		return n, true
 	case registry.Float:
@@ -170,8 +170,8 @@ func (c *checker) value(f registry.Field, v any, at path) (any, bool) {
 		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
 			return bad("want a number, got %s", describe(v))
 		}
-		if f.Min != nil && x < *f.Min {
-			return bad("must be at least %v, got %v", *f.Min, x)
+		if err := f.CheckRange(x); err != nil {
+			return bad("%v", err)
 		}
 		return x, true
 	case registry.Bool:
@@ -181,9 +181,9 @@ func (c *checker) value(f registry.Field, v any, at path) (any, bool) {
 		}
 		return b, true
 	case registry.Duration:
-		return c.duration(v, bad)
+		return c.duration(f, v, bad)
 	case registry.Size:
-		return c.size(v, bad)
+		return c.size(f, v, bad)
 	case registry.List:
 		return c.list(f, v, at, bad)
 	case registry.Map:
@@ -223,7 +223,7 @@ func elemType(t registry.FieldType) registry.FieldType {
 	return t
 }
 
-func (c *checker) duration(v any, bad func(string, ...any) (any, bool)) (any, bool) {
+func (c *checker) duration(f registry.Field, v any, bad func(string, ...any) (any, bool)) (any, bool) {
 	var d time.Duration
 	switch v := v.(type) {
 	case time.Duration:
@@ -239,28 +239,33 @@ func (c *checker) duration(v any, bad func(string, ...any) (any, bool)) (any, bo
 		}
 		return bad("want a duration such as 250ms, 5s or 1m30s; got %s", describe(v))
 	}
-	if d < 0 {
-		return bad("must not be negative, got %s", d)
+	if err := f.CheckRange(d); err != nil {
+		return bad("%v", err)
 	}
 	return d, true
 }
 
-func (c *checker) size(v any, bad func(string, ...any) (any, bool)) (any, bool) {
+func (c *checker) size(f registry.Field, v any, bad func(string, ...any) (any, bool)) (any, bool) {
+	var n int64
 	if s, ok := v.(string); ok {
-		n, err := registry.ParseSize(s)
-		if err != nil {
+		var err error
+		if n, err = registry.ParseSize(s); err != nil {
 			return bad("%v", err)
 		}
-		return n, true
+	} else {
+		i, ok := asInt(v)
+		switch {
+		case !ok:
+			return bad("want a size such as 1048576, 64KiB or 1MB; got %s", describe(v))
+		case i < 0:
+			return bad("must not be negative, got %d", i)
+		}
+		n = int64(i)
 	}
-	n, ok := asInt(v)
-	switch {
-	case !ok:
-		return bad("want a size such as 1048576, 64KiB or 1MB; got %s", describe(v))
-	case n < 0:
-		return bad("must not be negative, got %d", n)
+	if err := f.CheckRange(n); err != nil {
+		return bad("%v", err)
 	}
-	return int64(n), true
+	return n, true
 }
 
 func (c *checker) list(f registry.Field, v any, at path, bad func(string, ...any) (any, bool)) (any, bool) {

@@ -82,7 +82,7 @@ var badFiles = map[string][]string{
 		`wrong_type.yaml:12:17: sources.numbers.labels.a: want a string, got a mapping`,
 		`wrong_type.yaml:16:13: stages.shout.inputs: want a list, got string "numbers"`,
 		`wrong_type.yaml:17:11: stages.shout.expr: want a string, got integer 42 (quote it)`,
-		`wrong_type.yaml:18:18: stages.shout.parallelism: must be at least 1, got 0`,
+		`wrong_type.yaml:18:18: stages.shout.parallelism: must be between 1 and 256, got 0`,
 		`wrong_type.yaml:19:15: stages.shout.ordering: want one of partition, key, none; got "prtition" (did you mean "partition"?)`,
 		`wrong_type.yaml:21:15: stages.shout.on_error.action: want one of fail, skip, dead_letter, retry; got "skp" (did you mean "skip"?)`,
 		`wrong_type.yaml:22:16: stages.shout.on_error.backoff: want a duration such as 250ms, 5s or 1m30s; got "1 minute"`,
@@ -441,7 +441,7 @@ func TestSetFlags(t *testing.T) {
 	for _, tc := range []struct{ set, want string }{
 		{"nonsense", `--set nonsense: want path=value, as in --set settings.buffer=512`},
 		{"a..b=1", `--set a..b=1: "a..b" is not a config path: want dot-separated keys, as in stages.even.expr`},
-		{"settings.buffer=0", `--set settings.buffer: settings.buffer: must be at least 1, got 0`},
+		{"settings.buffer=0", `--set settings.buffer: settings.buffer: must be between 1 and 1048576, got 0`},
 		{"stages.shout.inputs=[numbers, nope]", `--set stages.shout.inputs: stages.shout.inputs: input "nope" does not exist (did you mean "out"?)`},
 		{"stages.shout.ordering=sideways", `--set stages.shout.ordering: stages.shout.ordering: want one of partition, key, none; got "sideways"`},
 	} {

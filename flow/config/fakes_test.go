@@ -115,7 +115,7 @@ func init() {
 	registry.Register(registry.Spec{
 		Kind: flow.KindSource, Type: "test_gen",
 		Fields: []registry.Field{
-			{Name: "count", Type: registry.Int, Default: 3, Min: ptr(0)},
+			{Name: "count", Type: registry.Int, Default: 3, Min: ptr(0), Max: ptr(1000)}, // gen makes them in one batch
 			{Name: "rate", Type: registry.Float},
 			{Name: "tags", Type: registry.List, Elem: registry.String},
 			{Name: "labels", Type: registry.Map, Elem: registry.String},

@@ -18,6 +18,11 @@ type source struct {
 	interpolated map[*yaml.Node]string
 	unresolved   map[*yaml.Node]bool
 	overrides    map[string]override // by path.key()
+	// keys indexes the keys of large mappings (built when first looked
+	// in): errors and checks look values up by path, and scanning a
+	// section of n nodes for each of them would take time quadratic in
+	// the file's size.
+	keys map[*yaml.Node]*keyIndex
 }
 
 // override records that an env variable or --set flag set a path.
@@ -62,7 +67,7 @@ func (s *source) find(p path) (key, val *yaml.Node, depth int) {
 		var k, v *yaml.Node
 		switch cur.Kind {
 		case yaml.MappingNode:
-			k, v = lookupKey(cur, p[depth], 0)
+			k, v = s.lookup(cur, p[depth])
 		case yaml.SequenceNode:
 			if i, err := strconv.Atoi(p[depth]); err == nil && i >= 0 && i < len(cur.Content) {
 				k, v = cur.Content[i], cur.Content[i]
@@ -84,20 +89,65 @@ func deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
+// keyIndex is where each own key of a mapping is in its Content (the
+// first, when repeated), and where its merge keys are.
+type keyIndex struct {
+	own    map[string]int
+	merges []int
+}
+
+// indexFrom is the number of keys from which a mapping is indexed.
+const indexFrom = 32
+
+// lookup is lookupKey, through an index for a large mapping.
+func (s *source) lookup(m *yaml.Node, name string) (key, val *yaml.Node) {
+	if len(m.Content) < 2*indexFrom {
+		return lookupKey(m, name, 0)
+	}
+	idx := s.keys[m]
+	if idx == nil {
+		idx = &keyIndex{own: make(map[string]int, len(m.Content)/2)}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			switch k := deref(m.Content[i]); {
+			case isMergeKey(m.Content[i]):
+				idx.merges = append(idx.merges, i)
+			case k.Kind == yaml.ScalarNode && !isMergeKey(k):
+				if _, seen := idx.own[k.Value]; !seen {
+					idx.own[k.Value] = i
+				}
+			}
+		}
+		if s.keys == nil {
+			s.keys = map[*yaml.Node]*keyIndex{}
+		}
+		s.keys[m] = idx
+	}
+	if i, ok := idx.own[name]; ok {
+		return m.Content[i], m.Content[i+1]
+	}
+	return lookupMerged(m, idx.merges, name, 0)
+}
+
 // lookupKey finds name among m's own keys, then in what m merges in.
 func lookupKey(m *yaml.Node, name string, depth int) (key, val *yaml.Node) {
 	if depth > 8 {
 		return nil, nil
 	}
+	var merges []int
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := deref(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == name && !isMergeKey(k) {
+		if isMergeKey(m.Content[i]) {
+			merges = append(merges, i)
+		} else if k := deref(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == name && !isMergeKey(k) {
 			return m.Content[i], m.Content[i+1]
 		}
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if !isMergeKey(m.Content[i]) {
-			continue
-		}
+	return lookupMerged(m, merges, name, depth)
+}
+
+// lookupMerged finds name in what m merges in, through its merge keys at
+// the given positions of its Content.
+func lookupMerged(m *yaml.Node, merges []int, name string, depth int) (key, val *yaml.Node) {
+	for _, i := range merges {
 		srcs := []*yaml.Node{m.Content[i+1]}
 		if v := m.Content[i+1]; v.Kind == yaml.SequenceNode {
 			srcs = v.Content

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/sluicedev/sluice/flow"
 )
@@ -48,7 +49,17 @@ type Field struct {
 	Elem     FieldType // element type of List and Map
 	Fields   []Field   // keys of an Object (or of each List element of Elem Object)
 	Example  any       // shown in docs and schema
-	Min      *float64  // lower bound for Int, Float
+
+	// Every numeric field declares the range validation accepts, shown in
+	// docs/components.md and the JSON schema: a value outside it is
+	// refused at its line before anything is built or run.
+	Min *float64 // inclusive lower bound of an Int, Float or Size (bytes)
+	Max *float64 // inclusive upper bound of an Int, Float or Size (bytes)
+	// MinDuration and MaxDuration bound a Duration, inclusively. Negative
+	// durations are always refused; a zero MaxDuration means no bound,
+	// which only test fields may leave.
+	MinDuration time.Duration
+	MaxDuration time.Duration
 }
 
 // Spec declares a component type.

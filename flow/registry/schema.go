@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"strings"
+
 	"github.com/sluicedev/sluice/flow"
 )
 
@@ -72,15 +74,16 @@ func fieldSchema(f Field) map[string]any {
 			s["enum"] = f.Enum
 		}
 	case Int:
-		s = map[string]any{"anyOf": []any{withMin(map[string]any{"type": "integer"}, f.Min), interpolated}}
+		s = map[string]any{"anyOf": []any{withRange(map[string]any{"type": "integer"}, f), interpolated}}
 	case Float:
-		s = map[string]any{"anyOf": []any{withMin(map[string]any{"type": "number"}, f.Min), interpolated}}
+		s = map[string]any{"anyOf": []any{withRange(map[string]any{"type": "number"}, f), interpolated}}
 	case Bool:
 		s = map[string]any{"anyOf": []any{map[string]any{"type": "boolean"}, interpolated}}
 	case Duration:
 		s = map[string]any{"type": "string", "pattern": `^(\$\{.*\}|([0-9.]+(ns|us|µs|ms|s|m|h))+)$`}
 	case Size:
-		s = map[string]any{"anyOf": []any{map[string]any{"type": "integer", "minimum": 0}, map[string]any{"type": "string"}}}
+		bytes := withRange(map[string]any{"type": "integer", "minimum": 0}, f)
+		s = map[string]any{"anyOf": []any{bytes, map[string]any{"type": "string"}}}
 	case List:
 		items := fieldSchema(Field{Type: f.Elem, Fields: f.Fields})
 		if f.Elem == "" {
@@ -101,6 +104,11 @@ func fieldSchema(f Field) map[string]any {
 	if f.Doc != "" {
 		s["description"] = f.Doc
 	}
+	if r := f.RangeText(); r != "" {
+		// A duration's or a written size's range is beyond JSON Schema's
+		// minimum and maximum: the description carries it for all.
+		s["description"] = strings.TrimSpace(f.Doc + " (range " + r + ")")
+	}
 	if f.Default != nil {
 		s["default"] = f.Default
 	}
@@ -110,9 +118,13 @@ func fieldSchema(f Field) map[string]any {
 	return s
 }
 
-func withMin(s map[string]any, min *float64) map[string]any {
-	if min != nil {
-		s["minimum"] = *min
+// withRange adds f's bounds to the schema of a number.
+func withRange(s map[string]any, f Field) map[string]any {
+	if f.Min != nil {
+		s["minimum"] = *f.Min
+	}
+	if f.Max != nil {
+		s["maximum"] = *f.Max
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package window
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/flow/registry"
@@ -16,13 +17,15 @@ func init() {
 		Fields: []registry.Field{
 			{Name: "kind", Type: registry.String, Enum: []string{"tumbling", "sliding", "session"}, Default: "tumbling",
 				Doc: "tumbling: fixed adjacent windows of size; sliding: windows of size starting every slide; session: per key, open while records come within gap"},
-			{Name: "size", Type: registry.Duration, Doc: "window length (tumbling, sliding); windows are aligned to the Unix epoch", Example: "1m"},
-			{Name: "slide", Type: registry.Duration, Doc: "sliding: interval between window starts, at most size", Example: "10s"},
-			{Name: "gap", Type: registry.Duration, Doc: "session: inactivity that ends a session", Example: "30s"},
+			{Name: "size", Type: registry.Duration, MinDuration: MinSpan, MaxDuration: MaxSpan, Example: "1m",
+				Doc: "window length (tumbling, sliding); windows are aligned to the Unix epoch"},
+			{Name: "slide", Type: registry.Duration, MinDuration: MinSpan, MaxDuration: MaxSpan, Example: "10s",
+				Doc: fmt.Sprintf("sliding: interval between window starts, at most size and at least size/%d (each record counts in size/slide windows)", MaxWindowsPerRecord)},
+			{Name: "gap", Type: registry.Duration, MinDuration: MinSpan, MaxDuration: MaxSpan, Doc: "session: inactivity that ends a session", Example: "30s"},
 			{Name: "time", Type: registry.String, Enum: []string{"processing", "event"}, Default: "processing",
 				Doc: "processing: windows follow the clock and close on a timer; event: windows follow record time and close when the watermark (latest event time minus allowed_lateness) passes their end"},
 			{Name: "timestamp", Type: registry.Expr, Doc: "event time of a record (a time, an RFC 3339 string or Unix milliseconds); default the record timestamp", Example: "value.ts"},
-			{Name: "allowed_lateness", Type: registry.Duration, Doc: "event time: how far behind the latest event time a record may be and still count; later ones are dropped and counted (default 0)", Example: "5s"},
+			{Name: "allowed_lateness", Type: registry.Duration, MaxDuration: MaxSpan, Doc: "event time: how far behind the latest event time a record may be and still count; later ones are dropped and counted (default 0)", Example: "5s"},
 			{Name: "key", Type: registry.Expr, Doc: "groups records into separate windows; output records carry it as their key. Without it all records share one window", Example: "value.user"},
 			{Name: "aggregate", Type: registry.Object, Doc: "what each window computes; its output value is {\"key\", \"start\", \"end\", \"count\", \"value\"}",
 				Example: map[string]any{"op": "sum", "expr": "value.amount"},

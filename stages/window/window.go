@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/flow/registry"
 	"github.com/sluicedev/sluice/stages/expr"
 )
 
@@ -47,6 +48,29 @@ const (
 	Avg     Op = "avg"
 	Collect Op = "collect" // a list of the expression's results, in arrival order
 )
+
+// Bounds of a window's durations, which the config loader holds size,
+// slide, gap and allowed_lateness to. A record counts in size/slide
+// sliding windows, each held in memory with its own aggregate, so that
+// ratio is bounded too.
+const (
+	MinSpan             = time.Millisecond
+	MaxSpan             = 30 * 24 * time.Hour
+	MaxWindowsPerRecord = 1000
+)
+
+// windowsPerRecord is how many sliding windows of size, one starting
+// every slide, contain a given instant at most.
+func windowsPerRecord(size, slide time.Duration) int64 {
+	if slide <= 0 {
+		return 0
+	}
+	n := int64(size / slide)
+	if size%slide != 0 {
+		n++
+	}
+	return n
+}
 
 // Config describes a window stage.
 type Config struct {
@@ -113,6 +137,14 @@ func (c *Config) validate() error {
 		}
 		if c.Kind == Sliding && (c.Slide <= 0 || c.Slide > c.Size) {
 			return bad("slide", "a sliding window needs 0 < slide <= size (size %s)", c.Size)
+		}
+		if n := windowsPerRecord(c.Size, c.Slide); c.Kind == Sliding && n > MaxWindowsPerRecord {
+			least := c.Size / MaxWindowsPerRecord
+			if c.Size%MaxWindowsPerRecord != 0 {
+				least++
+			}
+			return bad("slide", "each record would count in %d windows (size %s / slide %s), more than %d: make slide at least %s",
+				n, registry.FormatDuration(c.Size), registry.FormatDuration(c.Slide), MaxWindowsPerRecord, registry.FormatDuration(least))
 		}
 	case Session:
 		if c.Gap <= 0 {

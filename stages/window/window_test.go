@@ -301,3 +301,48 @@ func TestParallelWindows(t *testing.T) {
 		t.Fatalf("windows counted %d and dropped %d late, want 200 in all", total, s.Late())
 	}
 }
+
+// A record counts in size/slide sliding windows, each held in memory:
+// issue 9 had size 1h, slide 1ns run out of memory in seconds. At most
+// MaxWindowsPerRecord are allowed, and the message says what slide would
+// do.
+func TestSlidingWindowsPerRecordAreBounded(t *testing.T) {
+	for _, c := range []struct {
+		size, slide time.Duration
+		err         string
+	}{
+		{time.Hour, time.Nanosecond, "slide: each record would count in 3600000000000 windows (size 1h / slide 1ns), more than 1000: make slide at least 3.6s"},
+		{time.Hour, time.Second, "slide: each record would count in 3600 windows (size 1h / slide 1s), more than 1000: make slide at least 3.6s"},
+		{time.Second + time.Nanosecond, time.Millisecond, "slide: each record would count in 1001 windows (size 1.000000001s / slide 1ms), more than 1000: make slide at least 1.000001ms"},
+		{time.Hour, 3600 * time.Millisecond, ""},
+		{time.Second, time.Millisecond, ""},
+		{time.Second + time.Nanosecond, 1000001 * time.Nanosecond, ""}, // the slide the message suggests
+	} {
+		_, err := New(Config{Kind: Sliding, Size: c.size, Slide: c.slide}, nil)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != c.err {
+			t.Errorf("size %s slide %s: error %q, want %q", c.size, c.slide, got, c.err)
+		}
+	}
+	if got := windowsPerRecord(time.Hour, time.Second); got != 3600 {
+		t.Errorf("windowsPerRecord(1h, 1s) = %d", got)
+	}
+	if got := windowsPerRecord(time.Second+1, time.Millisecond); got != 1001 {
+		t.Errorf("windowsPerRecord(1.000000001s, 1ms) = %d", got)
+	}
+}
+
+// The slowest sliding window allowed still assigns a record to every
+// window it falls in: MaxWindowsPerRecord panes.
+func TestSlidingAtTheBoundAssignsEveryWindow(t *testing.T) {
+	s := mustNew(t, Config{Kind: Sliding, Size: time.Second, Slide: time.Millisecond, EventTime: true})
+	st := newState(s)
+	n := 0
+	st.assign("", t0.Add(500*time.Microsecond).UnixNano(), func(*pane) { n++ })
+	if n != MaxWindowsPerRecord {
+		t.Errorf("a record fell in %d windows, want %d", n, MaxWindowsPerRecord)
+	}
+}
