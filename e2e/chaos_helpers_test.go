@@ -22,7 +22,7 @@ import (
 // the sluice members of one consumer group, the faults themselves, and a
 // record of every SIGTERM's outcome. Names carry a chaos prefix; the
 // Kafka helpers (topics, workloads, offsets, kafkaScript) and the plugin
-// helpers (pluginChildren, pluginRestartRe) are reused, not copied.
+// helpers (pluginChildren, pluginZombie) are reused, not copied.
 
 // chaosKind is one kind of fault.
 type chaosKind int
@@ -39,8 +39,8 @@ func (k chaosKind) String() string {
 }
 
 // chaosWeights draws the kinds: the cheap faults that part 1 of the issue
-// is about come most often; a broker restart costs about 15s of JVM
-// start, so it is drawn least.
+// is about come most often; a broker restart costs 15s to a minute of
+// JVM start, so it is drawn least.
 var chaosWeights = [...]int{chaosKillPlugin: 3, chaosKillMember: 2, chaosTermMember: 2, chaosRestartBroker: 1}
 
 // chaosFault is one planned fault. Everything random about it comes from
@@ -167,6 +167,11 @@ type chaosStop struct {
 	overtime bool // still running at the watcher's limit, then killed
 }
 
+// ok reports whether the member exited 0 within limit of the SIGTERM.
+func (s *chaosStop) ok(limit time.Duration) bool {
+	return s.code == 0 && !s.overtime && s.took <= limit
+}
+
 // chaosRun drives the members of one consumer group through a schedule.
 // Only the test goroutine touches it, except the SIGTERM watchers, which
 // write their chaosStop under mu.
@@ -218,8 +223,9 @@ func (c *chaosRun) progress() int64 {
 	return c.best
 }
 
-// await polls cond until it holds, failing the test past within or as
-// soon as a live member exits on its own (with that member's log).
+// await polls cond until it holds, failing the test past within (with
+// the live members' logs). Meanwhile it reaps members that exit by
+// themselves.
 func (c *chaosRun) await(within time.Duration, what string, cond func() bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
@@ -286,6 +292,10 @@ func (c *chaosRun) killMember(label string, f chaosFault) {
 	m := c.pickMember(f.pick)
 	m.plugins = pluginChildren(m.pid())
 	if err := m.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if m.exited() {
+			c.reap(label) // it exited by itself a moment ago
+			return
+		}
 		c.t.Fatalf("%s: kill -9 %s (pid %d): %v", label, m.name, m.pid(), err)
 	}
 	c.drop(m)
