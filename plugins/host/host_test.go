@@ -453,6 +453,14 @@ func TestPluginLogsReachTheHostLog(t *testing.T) {
 // it, and with a host that sets none (bare: go-plugin alone) the SDK notices
 // the closed connection, runs Close and exits.
 func TestPluginExitsWhenHostDies(t *testing.T) {
+	checkExitsWhenHostDies(t, plugins["passthrough"], "plugin")
+}
+
+// checkExitsWhenHostDies kills a host (this test binary in host mode, as
+// sluice or as a bare go-plugin host) running the plugin at path and
+// expects the plugin to exit by itself; under the bare host, which never
+// calls Close, the plugin must have run its Close hook on the way out.
+func checkExitsWhenHostDies(t *testing.T, path, what string) {
 	for _, bare := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sluice host", true: "bare go-plugin host"}[bare], func(t *testing.T) {
 			self, err := os.Executable()
@@ -461,7 +469,7 @@ func TestPluginExitsWhenHostDies(t *testing.T) {
 			}
 			cmd := exec.Command(self, "-test.run=^$")
 			// The killed host cannot remove its temporary socket directory.
-			cmd.Env = append(os.Environ(), envHostMode+"="+plugins["passthrough"], "TMPDIR="+t.TempDir())
+			cmd.Env = append(os.Environ(), envHostMode+"="+path, "TMPDIR="+t.TempDir())
 			events := filepath.Join(t.TempDir(), "events")
 			if bare {
 				cmd.Env = append(cmd.Env, envBareHost+"=1", envEvents+"="+events)
@@ -487,7 +495,7 @@ func TestPluginExitsWhenHostDies(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = cmd.Wait()
-			eventually(t, 10*time.Second, "plugin "+strconv.Itoa(pid)+" gone after its host was killed", func() bool { return !alive(pid) })
+			eventually(t, 10*time.Second, what+" "+strconv.Itoa(pid)+" gone after its host was killed", func() bool { return !alive(pid) })
 			if bare {
 				// Noticing by itself, the plugin ran its Close hook on the way out.
 				if got, err := os.ReadFile(events); err != nil || string(got) != "close\n" {

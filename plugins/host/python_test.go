@@ -3,13 +3,11 @@
 package host_test
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -288,46 +286,5 @@ func TestMissingInterpreterIsNamed(t *testing.T) {
 // kills it, and under a bare go-plugin host (no such signal) the SDK
 // notices the closed connection, runs close() and exits.
 func TestPythonPluginExitsWhenHostDies(t *testing.T) {
-	bin := hostPlugin(t)
-	for _, bare := range []bool{false, true} {
-		t.Run(map[bool]string{false: "sluice host", true: "bare go-plugin host"}[bare], func(t *testing.T) {
-			self, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(self, "-test.run=^$")
-			cmd.Env = append(os.Environ(), envHostMode+"="+bin, "TMPDIR="+t.TempDir())
-			events := filepath.Join(t.TempDir(), "events")
-			if bare {
-				cmd.Env = append(cmd.Env, envBareHost+"=1", envEvents+"="+events)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("host said %q: %v", line, err)
-			}
-			pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "pid ")))
-			if err != nil || !alive(pid) {
-				t.Fatalf("host reported %q", line)
-			}
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
-			eventually(t, 10*time.Second, "Python plugin "+strconv.Itoa(pid)+" gone after its host was killed", func() bool { return !alive(pid) })
-			if bare {
-				if got, err := os.ReadFile(events); err != nil || string(got) != "close\n" {
-					t.Fatalf("events %q (%v), want close", got, err)
-				}
-			}
-		})
-	}
+	checkExitsWhenHostDies(t, hostPlugin(t), "Python plugin")
 }
