@@ -14,8 +14,8 @@ bench() { # pkg regex benchtime
 	go test -count=1 -run '^$' -bench "$2" -benchtime "$3" "$1" 2>&1 | grep -E '^Benchmark' | tee -a "$out" >&2
 }
 
-bench ./flow/builtin 'Chain' "${n}x"
-bench ./flow/builtin 'BackpressureRSS' 1x
+bench ./builtin 'Chain' "${n}x"
+bench ./builtin 'BackpressureRSS' 1x
 if [ -d plugins/host ]; then
 	# 'Plugin' matches BenchmarkPythonPlugin too, which needs the Python
 	# SDK's virtualenv (scripts/deps.sh makes it).

@@ -8,7 +8,7 @@
 #                      the note in scripts/kafka.sh)
 #   graphviz           `dot`
 #   protobuf-compiler  `protoc`
-#   chromium           headless browser for the /graph page test (flow/ops)
+#   chromium           headless browser for the /graph page test (ops)
 #   openjdk-17-jre-headless, maven
 #                      to fetch and run the Kafka broker (scripts/kafka.sh); only
 #                      installed if java/mvn are missing altogether

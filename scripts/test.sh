@@ -36,5 +36,5 @@ go test -count=1 -timeout 30m ${TEST_FLAGS:-} $(go list ./... | grep -v '/e2e$')
 echo "== end-to-end tests (the sluice binary as a process)"
 go test -count=1 -timeout 40m ${TEST_FLAGS:-} ./e2e/
 
-echo "== race detector (engine, stages, connectors, plugins, CLI; broker tests already ran above)"
-go test -count=1 -race -short -timeout 15m ./flow/... ./stages/... ./connectors/... ./plugins/... ./cmd/...
+echo "== race detector (engine, config, components, plugins, CLI; broker tests already ran above)"
+go test -count=1 -race -short -timeout 15m ./flow/... ./config/... ./registry/... ./ops/... ./pipelinetest/... ./builtin/... ./expr/... ./adapters/... ./stages/... ./connectors/... ./plugins/... ./cmd/...

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/internal/stagetest"
+	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
 func vals(from, n int) []flow.Record {

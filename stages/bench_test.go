@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/expr"
+	"github.com/sluicedev/sluice/expr"
 )
 
 // genSource emits n records {"seq":i} in batches of size, one ack each.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/expr"
-	"github.com/sluicedev/sluice/stages/internal/stagetest"
+	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
 func idRecords(ids ...string) []flow.Record {

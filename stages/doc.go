@@ -1,8 +1,8 @@
 // Package stages holds sluice's built-in stages and registers them with
 // the registry: map and filter (flow.Processors, evaluated with package
-// stages/expr), batch, throttle and dedupe (stateful flow.Stages). The
+// expr), batch, throttle and dedupe (stateful flow.Stages). The
 // window stage lives in stages/window and the go-streams adapter in
-// stages/gostreams; importing this package registers window too.
+// adapters/gostreams; importing this package registers window too.
 //
 // Stateful stages keep their state in Run's locals, so parallelism N runs
 // N independent shards, and hold the acks of every input they keep until

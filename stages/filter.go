@@ -5,8 +5,8 @@ import (
 	"sync"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
-	"github.com/sluicedev/sluice/stages/expr"
+	"github.com/sluicedev/sluice/registry"
+	"github.com/sluicedev/sluice/expr"
 )
 
 func init() {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/expr"
-	"github.com/sluicedev/sluice/stages/internal/stagetest"
+	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
 func TestMapRewritesValueKeyHeaders(t *testing.T) {

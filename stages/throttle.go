@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func init() {

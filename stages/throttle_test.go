@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/internal/stagetest"
+	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
 // fakeClock is a clock whose sleeps advance it instantly.

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluicedev/sluice/connectors/kafka"
-	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/config"
 )
 
 // devBrokerAddr is where `run --dev` serves its embedded Kafka broker.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/config"
 )
 
 // Exit codes.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/config"
 )
 
 func sampleFile() *config.File {

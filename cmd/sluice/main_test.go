@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/config"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

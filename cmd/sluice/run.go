@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/config"
-	"github.com/sluicedev/sluice/flow/ops"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/ops"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // httpStopTimeout bounds how long requests in flight (a scrape, a pprof

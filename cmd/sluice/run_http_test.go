@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicedev/sluice/flow/ops"
+	"github.com/sluicedev/sluice/ops"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.

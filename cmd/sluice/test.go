@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluicedev/sluice/flow/pipelinetest"
+	"github.com/sluicedev/sluice/pipelinetest"
 )
 
 func newTestCmd() *cobra.Command {

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func init() {

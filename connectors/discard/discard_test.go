@@ -8,7 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func ptr(f float64) *float64 { return &f }

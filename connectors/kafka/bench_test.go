@@ -15,7 +15,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 	_ "github.com/sluicedev/sluice/stages" // the map stage, from the registry
 )
 

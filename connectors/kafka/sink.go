@@ -16,8 +16,8 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
-	"github.com/sluicedev/sluice/stages/expr"
+	"github.com/sluicedev/sluice/registry"
+	"github.com/sluicedev/sluice/expr"
 )
 
 // Acks settings: how many replicas confirm a write before Write returns.
@@ -65,7 +65,7 @@ const (
 type SinkConfig struct {
 	Brokers []string
 	// Topic is where records go; or TopicExpr, an expression (package
-	// stages/expr) computing each record's topic. Exactly one is set.
+	// expr) computing each record's topic. Exactly one is set.
 	Topic       string
 	TopicExpr   string
 	Acks        string // AcksAll (default) or AcksOne

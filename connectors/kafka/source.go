@@ -14,7 +14,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // Start policies: where a partition with no committed offset (or one

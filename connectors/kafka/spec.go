@@ -2,7 +2,7 @@ package kafka
 
 import (
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func ptr(f float64) *float64 { return &f }

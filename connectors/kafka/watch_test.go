@@ -10,7 +10,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // TestFakeSourceMissingTopicThenCreated is TestBrokerSourceMissingTopic on

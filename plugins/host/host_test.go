@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 	"github.com/sluicedev/sluice/plugins/host"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/expr"
+	"github.com/sluicedev/sluice/expr"
 )
 
 // pane is one open window of one key.

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
-	"github.com/sluicedev/sluice/stages/expr"
+	"github.com/sluicedev/sluice/registry"
+	"github.com/sluicedev/sluice/expr"
 )
 
 // Kind is the window shape.

@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/expr"
-	"github.com/sluicedev/sluice/stages/internal/stagetest"
+	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedev/sluice/flow"
-	_ "github.com/sluicedev/sluice/flow/builtin"
-	"github.com/sluicedev/sluice/flow/config"
-	"github.com/sluicedev/sluice/flow/registry"
+	_ "github.com/sluicedev/sluice/builtin"
+	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -110,7 +110,7 @@ func output(rep *Report, verbose bool) string {
 }
 
 func TestExampleFilePasses(t *testing.T) {
-	rep := runFile(t, "../../configs/tests/even-doubled.test.yaml")
+	rep := runFile(t, "../configs/tests/even-doubled.test.yaml")
 	if got := output(rep, false); got != "ok: 3 cases\n" {
 		t.Errorf("output:\n%s", got)
 	}
@@ -517,7 +517,7 @@ func TestPluginStagesRunTheirProcesses(t *testing.T) {
 		t.Skip("builds a plugin binary")
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "passthrough"), "../../plugins/testdata/passthrough")
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "passthrough"), "../plugins/testdata/passthrough")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the test plugin: %v\n%s", err, out)
 	}

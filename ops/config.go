@@ -6,7 +6,7 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // DefaultListen is where the listener binds when settings.http.listen is

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // Fake component types for the tests; the test_ prefix keeps them apart

@@ -1,8 +1,8 @@
 // Package builtin compiles in every component that ships with sluice. Each
-// imported package registers its types with flow/registry in init; import
+// imported package registers its types with registry in init; import
 // this package (blank) to get them all:
 //
-//	import _ "github.com/sluicedev/sluice/flow/builtin"
+//	import _ "github.com/sluicedev/sluice/builtin"
 //
 // To add a connector or stage: write its package, register a registry.Spec
 // in init, and add the import here.

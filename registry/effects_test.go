@@ -26,9 +26,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicedev/sluice/flow"
-	_ "github.com/sluicedev/sluice/flow/builtin"
-	"github.com/sluicedev/sluice/flow/config"
-	"github.com/sluicedev/sluice/flow/registry"
+	_ "github.com/sluicedev/sluice/builtin"
+	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // Every setting a pipeline file accepts must act: a field that is
@@ -57,7 +57,7 @@ import (
 var noEffectCheck = map[string]string{
 	// The HTTP listener is started by `sluice run` (cmd/sluice), not by the
 	// pipeline; run's own tests cover these. Token and pprof without a
-	// listener are refused (flow/config testdata/bad/moot.yaml).
+	// listener are refused (config testdata/bad/moot.yaml).
 	"settings http.listen": "read by cmd/sluice run, not the pipeline",
 	"settings http.token":  "read by cmd/sluice run, not the pipeline",
 	"settings http.pprof":  "read by cmd/sluice run, not the pipeline",
@@ -547,7 +547,7 @@ func sha256Hex(t *testing.T, file string) string {
 func buildPlugin(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "passthrough")
-	cmd := exec.Command("go", "build", "-o", bin, "../../plugins/testdata/passthrough")
+	cmd := exec.Command("go", "build", "-o", bin, "../plugins/testdata/passthrough")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the test plugin: %v\n%s", err, out)
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/config"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // Run runs the cases in order, each on a freshly built pipeline. env gives

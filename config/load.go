@@ -37,7 +37,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // MaxFileSize bounds a pipeline file: a config is kilobytes, and reading

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // Build makes every node of f through its registry Spec and wires the

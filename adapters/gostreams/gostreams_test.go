@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/stages/internal/stagetest"
+	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/config"
 )
 
 // Result is the outcome of one case.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // numericFields calls fn for every Int, Float, Duration and Size field of

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // A setting that is accepted must act. These checks refuse the common

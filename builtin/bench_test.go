@@ -16,10 +16,10 @@ import (
 	gsflow "github.com/reugn/go-streams/flow"
 
 	"github.com/sluicedev/sluice/flow"
-	_ "github.com/sluicedev/sluice/flow/builtin"
-	"github.com/sluicedev/sluice/flow/config"
-	"github.com/sluicedev/sluice/flow/registry"
-	"github.com/sluicedev/sluice/stages/expr"
+	_ "github.com/sluicedev/sluice/builtin"
+	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/registry"
+	"github.com/sluicedev/sluice/expr"
 )
 
 const (

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/config"
+	"github.com/sluicedev/sluice/config"
 )
 
 // reader walks a test file's YAML tree, collecting every problem with the

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/flow/registry"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // The JSON schema is generated from the declarations validation uses; this
@@ -73,7 +73,7 @@ func TestComponentDocsUpToDate(t *testing.T) {
 	if err := registry.WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
 	}
-	have, err := os.ReadFile("../../docs/components.md")
+	have, err := os.ReadFile("../docs/components.md")
 	if err != nil {
 		t.Fatal(err)
 	}
