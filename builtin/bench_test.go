@@ -15,11 +15,11 @@ import (
 	gsext "github.com/reugn/go-streams/extension"
 	gsflow "github.com/reugn/go-streams/flow"
 
-	"github.com/sluicedev/sluice/flow"
 	_ "github.com/sluicedev/sluice/builtin"
 	"github.com/sluicedev/sluice/config"
-	"github.com/sluicedev/sluice/registry"
 	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/registry"
 )
 
 const (

@@ -14,9 +14,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluicedev/sluice/flow"
 	_ "github.com/sluicedev/sluice/builtin"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
 )
 

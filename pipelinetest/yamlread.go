@@ -12,8 +12,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 )
 
 // reader walks a test file's YAML tree, collecting every problem with the

@@ -25,9 +25,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/sluicedev/sluice/flow"
 	_ "github.com/sluicedev/sluice/builtin"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
 )
 

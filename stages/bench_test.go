@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/flow"
 )
 
 // genSource emits n records {"seq":i} in batches of size, one ack each.

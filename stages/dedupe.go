@@ -5,9 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
-	"github.com/sluicedev/sluice/expr"
 )
 
 func init() {

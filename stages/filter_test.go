@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/internal/stagetest"
 )
 

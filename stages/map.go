@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
-	"github.com/sluicedev/sluice/expr"
 )
 
 func init() {

@@ -7,8 +7,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/internal/stagetest"
 )
 

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/registry"
 	"github.com/sluicedev/sluice/internal/stagetest"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

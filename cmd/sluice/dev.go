@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sluicedev/sluice/connectors/kafka"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/connectors/kafka"
 )
 
 // devBrokerAddr is where `run --dev` serves its embedded Kafka broker.

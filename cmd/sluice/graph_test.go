@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 )
 
 func sampleFile() *config.File {

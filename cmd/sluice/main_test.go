@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

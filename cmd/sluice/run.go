@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/config"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/ops"
 	"github.com/sluicedev/sluice/registry"
 )

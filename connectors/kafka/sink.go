@@ -15,9 +15,9 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
+	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
-	"github.com/sluicedev/sluice/expr"
 )
 
 // Acks settings: how many replicas confirm a write before Write returns.

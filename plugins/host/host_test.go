@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicedev/sluice/flow"
-	"github.com/sluicedev/sluice/registry"
 	"github.com/sluicedev/sluice/plugins/host"
+	"github.com/sluicedev/sluice/registry"
 )
 
 // checkInOrder asserts out holds exactly the records of src's values with

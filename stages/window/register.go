@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
-	"github.com/sluicedev/sluice/expr"
 )
 
 func init() {

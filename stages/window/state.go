@@ -7,8 +7,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/flow"
 )
 
 // pane is one open window of one key.

@@ -21,9 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
-	"github.com/sluicedev/sluice/expr"
 )
 
 // Kind is the window shape.

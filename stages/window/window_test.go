@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/expr"
+	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/internal/stagetest"
 )
 
