@@ -60,6 +60,12 @@ type Field struct {
 	// which only test fields may leave.
 	MinDuration time.Duration
 	MaxDuration time.Duration
+
+	// Set by Bind: what fills the bound Go field, the default as that
+	// field holds it, and the typed bounds before they become Min/Max.
+	bind               func(v any)
+	defaultValue       any
+	rangeMin, rangeMax any
 }
 
 // Spec declares a component type.
