@@ -145,6 +145,50 @@ func (x *Record) GetTimestampUnixNano() int64 {
 	return 0
 }
 
+type Records struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Records) Reset() {
+	*x = Records{}
+	mi := &file_naive_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Records) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Records) ProtoMessage() {}
+
+func (x *Records) ProtoReflect() protoreflect.Message {
+	mi := &file_naive_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Records.ProtoReflect.Descriptor instead.
+func (*Records) Descriptor() ([]byte, []int) {
+	return file_naive_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Records) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_naive_proto protoreflect.FileDescriptor
 
 const file_naive_proto_rawDesc = "" +
@@ -157,9 +201,12 @@ const file_naive_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x121\n" +
 	"\aheaders\x18\x03 \x03(\v2\x17.sluice.naive.v1.HeaderR\aheaders\x12.\n" +
-	"\x13timestamp_unix_nano\x18\x04 \x01(\x03R\x11timestampUnixNano2G\n" +
+	"\x13timestamp_unix_nano\x18\x04 \x01(\x03R\x11timestampUnixNano\"<\n" +
+	"\aRecords\x121\n" +
+	"\arecords\x18\x01 \x03(\v2\x17.sluice.naive.v1.RecordR\arecords2\x8e\x01\n" +
 	"\x05Naive\x12>\n" +
-	"\x06Stream\x12\x17.sluice.naive.v1.Record\x1a\x17.sluice.naive.v1.Record(\x010\x01B6Z4github.com/sluicedev/sluice/plugins/internal/naivepbb\x06proto3"
+	"\x06Stream\x12\x17.sluice.naive.v1.Record\x1a\x17.sluice.naive.v1.Record(\x010\x01\x12E\n" +
+	"\vStreamBatch\x12\x18.sluice.naive.v1.Records\x1a\x18.sluice.naive.v1.Records(\x010\x01B6Z4github.com/sluicedev/sluice/plugins/internal/naivepbb\x06proto3"
 
 var (
 	file_naive_proto_rawDescOnce sync.Once
@@ -173,20 +220,24 @@ func file_naive_proto_rawDescGZIP() []byte {
 	return file_naive_proto_rawDescData
 }
 
-var file_naive_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_naive_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_naive_proto_goTypes = []any{
-	(*Header)(nil), // 0: sluice.naive.v1.Header
-	(*Record)(nil), // 1: sluice.naive.v1.Record
+	(*Header)(nil),  // 0: sluice.naive.v1.Header
+	(*Record)(nil),  // 1: sluice.naive.v1.Record
+	(*Records)(nil), // 2: sluice.naive.v1.Records
 }
 var file_naive_proto_depIdxs = []int32{
 	0, // 0: sluice.naive.v1.Record.headers:type_name -> sluice.naive.v1.Header
-	1, // 1: sluice.naive.v1.Naive.Stream:input_type -> sluice.naive.v1.Record
-	1, // 2: sluice.naive.v1.Naive.Stream:output_type -> sluice.naive.v1.Record
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 1: sluice.naive.v1.Records.records:type_name -> sluice.naive.v1.Record
+	1, // 2: sluice.naive.v1.Naive.Stream:input_type -> sluice.naive.v1.Record
+	2, // 3: sluice.naive.v1.Naive.StreamBatch:input_type -> sluice.naive.v1.Records
+	1, // 4: sluice.naive.v1.Naive.Stream:output_type -> sluice.naive.v1.Record
+	2, // 5: sluice.naive.v1.Naive.StreamBatch:output_type -> sluice.naive.v1.Records
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_naive_proto_init() }
@@ -200,7 +251,7 @@ func file_naive_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_naive_proto_rawDesc), len(file_naive_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

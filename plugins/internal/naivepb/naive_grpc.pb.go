@@ -23,7 +23,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Naive_Stream_FullMethodName = "/sluice.naive.v1.Naive/Stream"
+	Naive_Stream_FullMethodName      = "/sluice.naive.v1.Naive/Stream"
+	Naive_StreamBatch_FullMethodName = "/sluice.naive.v1.Naive/StreamBatch"
 )
 
 // NaiveClient is the client API for Naive service.
@@ -32,6 +33,9 @@ const (
 type NaiveClient interface {
 	// Every record sent comes back once, in order.
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Record, Record], error)
+	// The same with many records per message: every Records sent comes
+	// back once, in order. The fair baseline of a batching protocol.
+	StreamBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Records, Records], error)
 }
 
 type naiveClient struct {
@@ -55,12 +59,28 @@ func (c *naiveClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Naive_StreamClient = grpc.BidiStreamingClient[Record, Record]
 
+func (c *naiveClient) StreamBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Records, Records], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Naive_ServiceDesc.Streams[1], Naive_StreamBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Records, Records]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Naive_StreamBatchClient = grpc.BidiStreamingClient[Records, Records]
+
 // NaiveServer is the server API for Naive service.
 // All implementations must embed UnimplementedNaiveServer
 // for forward compatibility.
 type NaiveServer interface {
 	// Every record sent comes back once, in order.
 	Stream(grpc.BidiStreamingServer[Record, Record]) error
+	// The same with many records per message: every Records sent comes
+	// back once, in order. The fair baseline of a batching protocol.
+	StreamBatch(grpc.BidiStreamingServer[Records, Records]) error
 	mustEmbedUnimplementedNaiveServer()
 }
 
@@ -73,6 +93,9 @@ type UnimplementedNaiveServer struct{}
 
 func (UnimplementedNaiveServer) Stream(grpc.BidiStreamingServer[Record, Record]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedNaiveServer) StreamBatch(grpc.BidiStreamingServer[Records, Records]) error {
+	return status.Error(codes.Unimplemented, "method StreamBatch not implemented")
 }
 func (UnimplementedNaiveServer) mustEmbedUnimplementedNaiveServer() {}
 func (UnimplementedNaiveServer) testEmbeddedByValue()               {}
@@ -102,6 +125,13 @@ func _Naive_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Naive_StreamServer = grpc.BidiStreamingServer[Record, Record]
 
+func _Naive_StreamBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NaiveServer).StreamBatch(&grpc.GenericServerStream[Records, Records]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Naive_StreamBatchServer = grpc.BidiStreamingServer[Records, Records]
+
 // Naive_ServiceDesc is the grpc.ServiceDesc for Naive service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -113,6 +143,12 @@ var Naive_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Stream",
 			Handler:       _Naive_Stream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "StreamBatch",
+			Handler:       _Naive_StreamBatch_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

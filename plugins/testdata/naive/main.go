@@ -1,6 +1,7 @@
 // Command naive is the baseline of the plugin benchmark: a go-plugin gRPC
 // service streaming one protobuf message per record, the way a plugin
-// protocol looks before anyone measures it.
+// protocol looks before anyone measures it, and the same stream carrying
+// a whole batch per message, the way it looks once someone batches.
 package main
 
 import (
@@ -29,6 +30,22 @@ func (server) Stream(s naivepb.Naive_StreamServer) error {
 			return err
 		}
 		if err := s.Send(r); err != nil {
+			return err
+		}
+	}
+}
+
+// StreamBatch echoes every message of many records.
+func (server) StreamBatch(s naivepb.Naive_StreamBatchServer) error {
+	for {
+		rs, err := s.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.Send(rs); err != nil {
 			return err
 		}
 	}
