@@ -136,6 +136,9 @@ type Program struct {
 	object []field
 	fast   fastFn    // nil when the expression is outside the fast subset
 	pool   sync.Pool // *Env for Program.Eval
+	// variable names the one variable the expression consists of (e.g.
+	// `value`), "" otherwise: a stage can skip evaluating it altogether.
+	variable string
 }
 
 // field is one key of an object literal.
@@ -179,12 +182,16 @@ func compile(src string) (*Program, error) {
 	if err != nil {
 		return nil, hint(err)
 	}
+	var variable string
+	if id, ok := tree.Node.(*ast.IdentifierNode); ok {
+		variable = id.Value // read before the patcher rewrites the tree
+	}
 	a := &analysis{}
 	prog, err := exprlang.Compile(src, exprlang.Env(envTypes(tree.Node)), exprlang.Patch(a))
 	if err != nil {
 		return nil, hint(err)
 	}
-	p := &Program{src: src, prog: prog, needs: a.needs}
+	p := &Program{src: src, prog: prog, needs: a.needs, variable: variable}
 	if a.uses > 0 {
 		p.needs |= needValue
 	}
@@ -343,6 +350,10 @@ func (p *Program) Source() string { return p.src }
 
 // String is the expression text.
 func (p *Program) String() string { return p.src }
+
+// Variable returns the name of the variable the expression is made of
+// alone (`value`, `key`, `topic`...), or "" when it computes anything.
+func (p *Program) Variable() string { return p.variable }
 
 // ReadsValue reports whether evaluating p needs the record value parsed as
 // JSON (and so can fail on a value that is not JSON).

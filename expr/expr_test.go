@@ -262,3 +262,20 @@ func TestAppendBytes(t *testing.T) {
 		t.Errorf("nil result: %q, %v, %v", got, ok, err)
 	}
 }
+
+func TestVariable(t *testing.T) {
+	for src, want := range map[string]string{
+		"value":          "value",
+		" key ":          "key",
+		"topic":          "topic",
+		"value.seq":      "",
+		"value ?? 1":     "",
+		`"value"`:        "",
+		"string(value)":  "",
+		"{\"v\": value}": "",
+	} {
+		if got := MustCompile(src).Variable(); got != want {
+			t.Errorf("Variable of %q = %q, want %q", src, got, want)
+		}
+	}
+}
