@@ -23,7 +23,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // build makes a component the way the config loader would: declared
-// defaults, then vals, relative paths against dir.
+// defaults, then vals, sizes read from their text ("100KiB") or number,
+// relative paths against dir.
 func build(t *testing.T, kind flow.Kind, typ, dir string, vals map[string]any) (any, error) {
 	t.Helper()
 	spec, ok := registry.Lookup(kind, typ)
@@ -38,6 +39,21 @@ func build(t *testing.T, kind flow.Kind, typ, dir string, vals map[string]any) (
 	}
 	for k, x := range vals {
 		v[k] = x
+	}
+	for _, f := range spec.Fields {
+		if f.Type != registry.Size {
+			continue
+		}
+		switch x := v[f.Name].(type) {
+		case int:
+			v[f.Name] = int64(x)
+		case string:
+			n, err := registry.ParseSize(x)
+			if err != nil {
+				return nil, registry.FieldErr(f.Name, err)
+			}
+			v[f.Name] = n
+		}
 	}
 	env := &registry.Env{Logger: slog.New(slog.DiscardHandler), BaseDir: dir}
 	return spec.Build(&registry.Conf{ID: typ, Kind: kind.String(), Type: typ, Values: v, Env: env})
@@ -206,7 +222,7 @@ func TestFollowReadsAppendedLines(t *testing.T) {
 
 func TestStdinEmitsLinesAsTheyComeAndEndsAtEOF(t *testing.T) {
 	r, w := io.Pipe()
-	src := newStdin("in", r, DefaultMaxLine, 256, slog.New(slog.DiscardHandler))
+	src := newStdin("in", r, registry.Defaults((*lineConfig).fields), slog.New(slog.DiscardHandler))
 	sink := &recorder{}
 	done := make(chan error, 1)
 	go func() { done <- runPipeline(src, sink) }()
@@ -229,7 +245,7 @@ func TestStdinEmitsLinesAsTheyComeAndEndsAtEOF(t *testing.T) {
 func TestStdinStopsOnCancelWhileReadBlocks(t *testing.T) {
 	r, w := io.Pipe()
 	defer w.Close() // releases the reading goroutine for goleak
-	src := newStdin("in", r, DefaultMaxLine, 256, slog.New(slog.DiscardHandler))
+	src := newStdin("in", r, registry.Defaults((*lineConfig).fields), slog.New(slog.DiscardHandler))
 	sink := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

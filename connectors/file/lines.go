@@ -10,9 +10,6 @@ import (
 	"github.com/sluicedev/sluice/flow"
 )
 
-// DefaultMaxLine is the longest line a source accepts by default.
-const DefaultMaxLine = 1 << 20
-
 const readBuffer = 64 << 10
 
 // lineReader splits a stream into lines no longer than maxLine and turns
@@ -32,9 +29,6 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, name, source string, maxLine int) *lineReader {
-	if maxLine < 1 {
-		maxLine = DefaultMaxLine
-	}
 	return &lineReader{r: bufio.NewReaderSize(r, readBuffer), name: name, source: source, maxLine: maxLine}
 }
 

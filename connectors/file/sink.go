@@ -13,39 +13,38 @@ import (
 	"github.com/sluicedev/sluice/registry"
 )
 
+// sinkConfig is the file sink's config.
+type sinkConfig struct {
+	Path  string
+	Mode  string
+	Fsync bool
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[sinkConfig]{
 		Kind:    flow.KindSink,
 		Type:    "file",
 		Summary: "appends each record's value and a newline to a file; durable before acknowledging",
-		Fields: []registry.Field{
-			{Name: "path", Type: registry.String, Required: true, Example: "out/events.jsonl",
-				Doc: "file to write; its directory must exist. A relative path resolves against the pipeline file's directory. The file is opened at the first write"},
-			{Name: "mode", Type: registry.String, Enum: []string{"truncate", "append"}, Default: "truncate", Example: "append",
-				Doc: "truncate empties the file when it is opened; append keeps what is there"},
-			{Name: "fsync", Type: registry.Bool, Default: true, Example: false,
-				Doc: "fsync before acknowledging (survives a machine crash); false only flushes to the operating system"},
+		Fields: func(c *sinkConfig) []registry.Field {
+			return []registry.Field{
+				registry.Bind(&c.Path, "path", "file to write; its directory must exist. A relative path resolves against the pipeline file's directory. The file is opened at the first write",
+					registry.Required(), registry.Example("out/events.jsonl")),
+				registry.Bind(&c.Mode, "mode", "truncate empties the file when it is opened; append keeps what is there",
+					registry.OneOf("truncate", "append"), registry.Default("truncate"), registry.Example("append")),
+				registry.Bind(&c.Fsync, "fsync", "fsync before acknowledging (survives a machine crash); false only flushes to the operating system",
+					registry.Default(true), registry.Example(false)),
+			}
 		},
 		Build: buildSink,
 	})
 }
 
-func buildSink(c *registry.Conf) (any, error) {
-	path := resolve(c, c.String("path"))
+func buildSink(c *sinkConfig, n *registry.Conf) (any, error) {
+	path := resolve(n, c.Path)
 	if err := writableFile(path); err != nil {
 		return nil, err
 	}
-	mode := c.String("mode")
-	switch mode {
-	case "", "truncate", "append":
-	default:
-		return nil, registry.FieldErr("mode", fmt.Errorf("unknown mode %q (want truncate or append)", mode))
-	}
-	fsync := true
-	if c.Has("fsync") {
-		fsync = c.Bool("fsync")
-	}
-	return &Sink{path: path, appendMode: mode == "append", fsync: fsync, lock: make(chan struct{}, 1)}, nil
+	return &Sink{path: path, appendMode: c.Mode == "append", fsync: c.Fsync, lock: make(chan struct{}, 1)}, nil
 }
 
 // Sink is the file sink. Write may be called from several workers; writes

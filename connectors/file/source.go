@@ -15,48 +15,46 @@ import (
 // followPoll is how often a following source looks for appended lines.
 const followPoll = 200 * time.Millisecond
 
+// sourceConfig is the file source's config.
+type sourceConfig struct {
+	Path   string
+	Follow bool
+	lineConfig
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[sourceConfig]{
 		Kind:    flow.KindSource,
 		Type:    "file",
 		Summary: "one record per line of a file; Origin.Offset is the line number (from 1)",
-		Fields: []registry.Field{
-			{Name: "path", Type: registry.String, Required: true, Example: "events.jsonl",
-				Doc: "file to read; a relative path resolves against the pipeline file's directory"},
-			{Name: "follow", Type: registry.Bool, Default: false, Example: true,
-				Doc: "keep reading lines appended after the end (like tail -f) until the pipeline stops; false ends the source at end of file. Rotation and truncation are not detected"},
-			maxLineField,
-			batchField,
+		Fields: func(c *sourceConfig) []registry.Field {
+			return append([]registry.Field{
+				registry.Bind(&c.Path, "path", "file to read; a relative path resolves against the pipeline file's directory",
+					registry.Required(), registry.Example("events.jsonl")),
+				registry.Bind(&c.Follow, "follow", "keep reading lines appended after the end (like tail -f) until the pipeline stops; false ends the source at end of file. Rotation and truncation are not detected",
+					registry.Default(false), registry.Example(true)),
+			}, c.lineConfig.fields()...)
 		},
 		Build: buildSource,
 	})
 }
 
-func buildSource(c *registry.Conf) (any, error) {
-	path := resolve(c, c.String("path"))
+func buildSource(c *sourceConfig, n *registry.Conf) (any, error) {
+	path := resolve(n, c.Path)
 	if err := readableFile(path); err != nil {
 		return nil, err
 	}
-	maxLine, err := size(c, "max_line", DefaultMaxLine)
-	if err != nil {
-		return nil, err
-	}
-	batch, err := batchSize(c)
-	if err != nil {
-		return nil, err
-	}
-	return &Source{id: c.ID, path: path, follow: c.Bool("follow"), maxLine: maxLine, batch: batch, log: c.Logger()}, nil
+	return &Source{id: n.ID, path: path, follow: c.Follow, lines: c.lineConfig, log: n.Logger()}, nil
 }
 
 // Source is the file source.
 type Source struct {
-	id      string
-	path    string
-	follow  bool
-	maxLine int
-	batch   int
-	log     *slog.Logger
-	count   lineCount
+	id     string
+	path   string
+	follow bool
+	lines  lineConfig
+	log    *slog.Logger
+	count  lineCount
 }
 
 // Run emits the file's lines; without follow it ends at end of file.
@@ -66,10 +64,10 @@ func (s *Source) Run(ctx context.Context, out flow.Emitter) error {
 		return err
 	}
 	defer f.Close()
-	lr := newLineReader(f, s.path, s.id, s.maxLine)
+	lr := newLineReader(f, s.path, s.id, int(s.lines.MaxLine))
 	lr.keepPartial = s.follow
 	for ctx.Err() == nil {
-		recs, err := lr.readBatch(s.batch, false)
+		recs, err := lr.readBatch(s.lines.Batch, false)
 		if len(recs) > 0 {
 			if out.Emit(ctx, flow.NewBatch(recs, s.count.track(len(recs)))) != nil {
 				return nil // draining

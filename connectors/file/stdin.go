@@ -12,37 +12,28 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[lineConfig]{
 		Kind:    flow.KindSource,
 		Type:    "stdin",
 		Summary: "one record per line of standard input; ends at end of input",
-		Fields:  []registry.Field{maxLineField, batchField},
-		Build: func(c *registry.Conf) (any, error) {
-			maxLine, err := size(c, "max_line", DefaultMaxLine)
-			if err != nil {
-				return nil, err
-			}
-			batch, err := batchSize(c)
-			if err != nil {
-				return nil, err
-			}
-			return newStdin(c.ID, os.Stdin, maxLine, batch, c.Logger()), nil
+		Fields:  (*lineConfig).fields,
+		Build: func(c *lineConfig, n *registry.Conf) (any, error) {
+			return newStdin(n.ID, os.Stdin, *c, n.Logger()), nil
 		},
 	})
 }
 
 // Stdin is the stdin source.
 type Stdin struct {
-	id      string
-	in      io.Reader
-	maxLine int
-	batch   int
-	log     *slog.Logger
-	count   lineCount
+	id    string
+	in    io.Reader
+	lines lineConfig
+	log   *slog.Logger
+	count lineCount
 }
 
-func newStdin(id string, in io.Reader, maxLine, batch int, log *slog.Logger) *Stdin {
-	return &Stdin{id: id, in: in, maxLine: maxLine, batch: batch, log: log}
+func newStdin(id string, in io.Reader, lines lineConfig, log *slog.Logger) *Stdin {
+	return &Stdin{id: id, in: in, lines: lines, log: log}
 }
 
 // lineBatch is what the reading goroutine hands to Run.
@@ -80,9 +71,9 @@ func (s *Stdin) Run(ctx context.Context, out flow.Emitter) error {
 
 func (s *Stdin) read(batches chan<- lineBatch, stop <-chan struct{}) {
 	defer close(batches)
-	lr := newLineReader(s.in, "stdin", s.id, s.maxLine)
+	lr := newLineReader(s.in, "stdin", s.id, int(s.lines.MaxLine))
 	for {
-		recs, err := lr.readBatch(s.batch, true)
+		recs, err := lr.readBatch(s.lines.Batch, true)
 		if len(recs) > 0 {
 			select {
 			case batches <- lineBatch{recs: recs}:

@@ -12,11 +12,12 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[struct{}]{
 		Kind:    flow.KindSink,
 		Type:    "stdout",
 		Summary: "writes each record's value and a newline to standard output",
-		Build: func(c *registry.Conf) (any, error) {
+		Fields:  func(*struct{}) []registry.Field { return nil },
+		Build: func(*struct{}, *registry.Conf) (any, error) {
 			return newStdout(os.Stdout), nil
 		},
 	})
