@@ -12,12 +12,13 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[struct{}]{
 		Kind:    flow.KindSink,
 		Type:    "discard",
 		Summary: "drops every record (counting them); for benchmarks and dry runs",
-		Build: func(c *registry.Conf) (any, error) {
-			return &Sink{log: c.Logger()}, nil
+		Fields:  func(*struct{}) []registry.Field { return nil },
+		Build: func(_ *struct{}, n *registry.Conf) (any, error) {
+			return &Sink{log: n.Logger()}, nil
 		},
 	})
 }
