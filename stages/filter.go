@@ -9,18 +9,22 @@ import (
 	"github.com/sluicedev/sluice/registry"
 )
 
+// filterConfig is the filter stage's config.
+type filterConfig struct{ Expr string }
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[filterConfig]{
 		Kind:    flow.KindStage,
 		Type:    "filter",
 		Summary: "keep the records for which an expression is true",
-		Fields: []registry.Field{
-			{Name: "expr", Type: registry.Expr, Required: true,
-				Doc:     "condition; records for which it is false are dropped (and acknowledged), a non-bool result is a record error",
-				Example: "value.seq % 2 == 0"},
+		Fields: func(c *filterConfig) []registry.Field {
+			return []registry.Field{
+				registry.Bind(&c.Expr, "expr", "condition; records for which it is false are dropped (and acknowledged), a non-bool result is a record error",
+					registry.Required(), registry.AsExpr(), registry.Example("value.seq % 2 == 0")),
+			}
 		},
-		Build: func(c *registry.Conf) (any, error) {
-			p, err := expr.Compile(c.String("expr"), expr.Expect(expr.Bool))
+		Build: func(c *filterConfig, _ *registry.Conf) (any, error) {
+			p, err := expr.Compile(c.Expr, expr.Expect(expr.Bool))
 			if err != nil {
 				return nil, registry.FieldErr("expr", err)
 			}

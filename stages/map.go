@@ -13,41 +13,52 @@ import (
 	"github.com/sluicedev/sluice/registry"
 )
 
+// mapConfig is the map stage's config: expression sources.
+type mapConfig struct {
+	Value   string
+	Key     string
+	Headers any // header name to expression; Build checks each is a string
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[mapConfig]{
 		Kind:    flow.KindStage,
 		Type:    "map",
 		Summary: "rewrite each record's value, key and headers with expressions",
-		Fields: []registry.Field{
-			{Name: "value", Type: registry.Expr,
-				Doc:     "new value; a string or bytes result is written as is, anything else as JSON, nil as a null value (object literals keep their key order)",
-				Example: `{"seq": value.seq, "double": value.seq * 2}`},
-			{Name: "key", Type: registry.Expr,
-				Doc:     "new key; a string as is, anything else as JSON, nil as a null key",
-				Example: "value.user_id"},
-			{Name: "headers", Type: registry.Map, Elem: registry.Expr,
-				Doc:     "header name to an expression for its new value (replacing headers of that name); nil removes the header",
-				Example: map[string]any{"origin-topic": "topic"}},
+		Fields: func(c *mapConfig) []registry.Field {
+			headers := registry.Bind(&c.Headers, "headers", "header name to an expression for its new value (replacing headers of that name); nil removes the header",
+				registry.Example(map[string]any{"origin-topic": "topic"}))
+			headers.Type, headers.Elem = registry.Map, registry.Expr // Bind has no Go type for a map of expressions
+			return []registry.Field{
+				registry.Bind(&c.Value, "value", "new value; a string or bytes result is written as is, anything else as JSON, nil as a null value (object literals keep their key order)",
+					registry.AsExpr(), registry.Example(`{"seq": value.seq, "double": value.seq * 2}`)),
+				registry.Bind(&c.Key, "key", "new key; a string as is, anything else as JSON, nil as a null key",
+					registry.AsExpr(), registry.Example("value.user_id")),
+				headers,
+			}
 		},
 		Build: buildMap,
 	})
 }
 
-func buildMap(c *registry.Conf) (any, error) {
+func buildMap(c *mapConfig, n *registry.Conf) (any, error) {
 	var value, key *expr.Program
 	var headers []HeaderExpr
 	var err error
-	if c.Has("value") {
-		if value, err = expr.Compile(c.String("value")); err != nil {
+	// A key written empty is an empty expression, refused; one left out
+	// leaves its part of the record unchanged.
+	if n.Has("value") {
+		if value, err = expr.Compile(c.Value); err != nil {
 			return nil, registry.FieldErr("value", err)
 		}
 	}
-	if c.Has("key") {
-		if key, err = expr.Compile(c.String("key")); err != nil {
+	if n.Has("key") {
+		if key, err = expr.Compile(c.Key); err != nil {
 			return nil, registry.FieldErr("key", err)
 		}
 	}
-	for name, raw := range c.Map("headers") {
+	hs, _ := c.Headers.(map[string]any)
+	for name, raw := range hs {
 		src, ok := raw.(string)
 		if !ok {
 			return nil, registry.FieldErr("headers."+name, fmt.Errorf("want an expression string, got %T", raw))
