@@ -11,23 +11,42 @@ import (
 	"github.com/sluicedev/sluice/registry"
 )
 
+// throttleConfig is the throttle stage's config.
+type throttleConfig struct {
+	Rate  float64
+	Burst int
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[throttleConfig]{
 		Kind:    flow.KindStage,
 		Type:    "throttle",
 		Summary: "hold the record rate at or below a limit",
-		Fields: []registry.Field{
-			{Name: "rate", Type: registry.Float, Required: true, Min: ptr(MinRate), Max: ptr(MaxRate), Doc: "records per second, for the node as a whole (parallel workers share it)", Example: 1000},
-			{Name: "burst", Type: registry.Int, Min: ptr(1), Max: ptr(MaxBurst), Doc: "records that may pass at once after a quiet spell, and the largest batch passed on (bigger ones are split); default a tenth of a second's worth, at least 1", Example: 100},
-		},
-		Build: func(c *registry.Conf) (any, error) {
-			rate := c.Float("rate")
-			if !(rate > 0) || math.IsInf(rate, 0) {
-				return nil, registry.FieldErr("rate", errors.New("must be a positive number of records per second"))
+		Fields: func(c *throttleConfig) []registry.Field {
+			return []registry.Field{
+				registry.Bind(&c.Rate, "rate", "records per second, for the node as a whole (parallel workers share it)",
+					registry.Required(), registry.Range(MinRate, MaxRate), registry.Example(1000)),
+				registry.Bind(&c.Burst, "burst", "records that may pass at once after a quiet spell, and the largest batch passed on (bigger ones are split); default a tenth of a second's worth, at least 1",
+					registry.Range(1, MaxBurst), registry.Example(100)),
 			}
-			return NewThrottle(rate, c.Int("burst")), nil
+		},
+		Build: func(c *throttleConfig, _ *registry.Conf) (any, error) {
+			if err := c.validate(); err != nil {
+				return nil, err
+			}
+			return NewThrottle(c.Rate, c.Burst), nil
 		},
 	})
+}
+
+// validate refuses a rate the token bucket cannot divide by. The declared
+// range refuses it in a pipeline file; this holds for a Build that did not
+// go through the config loader.
+func (c *throttleConfig) validate() error {
+	if !(c.Rate > 0) || math.IsInf(c.Rate, 0) {
+		return registry.FieldErr("rate", errors.New("must be a positive number of records per second"))
+	}
+	return nil
 }
 
 // Throttle is the throttle stage, a token bucket: batches wait until the
