@@ -10,27 +10,49 @@ import (
 	"github.com/sluicedev/sluice/registry"
 )
 
+// dedupeConfig is the dedupe stage's config.
+type dedupeConfig struct {
+	Key     string
+	Window  time.Duration
+	MaxKeys int
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[dedupeConfig]{
 		Kind:    flow.KindStage,
 		Type:    "dedupe",
 		Summary: "drop records whose key was already seen within a time window",
-		Fields: []registry.Field{
-			{Name: "key", Type: registry.Expr, Required: true, Doc: "what makes two records duplicates; non-strings are compared by their JSON", Example: "value.id"},
-			{Name: "window", Type: registry.Duration, Default: "5m", MinDuration: time.Millisecond, MaxDuration: MaxDedupeWindow, Doc: "how long after its first sighting a key drops repeats (processing time)", Example: "1h"},
-			{Name: "max_keys", Type: registry.Int, Default: 100000, Min: ptr(1), Max: ptr(MaxDedupeKeys), Doc: "keys remembered at most; past it the oldest are forgotten early. With parallelism each worker keeps its own; use ordering: key when the dedupe key is the record key", Example: 1000000},
+		Fields: func(c *dedupeConfig) []registry.Field {
+			return []registry.Field{
+				registry.Bind(&c.Key, "key", "what makes two records duplicates; non-strings are compared by their JSON",
+					registry.Required(), registry.AsExpr(), registry.Example("value.id")),
+				registry.Bind(&c.Window, "window", "how long after its first sighting a key drops repeats (processing time)",
+					registry.Default(5*time.Minute), registry.Range(time.Millisecond, MaxDedupeWindow), registry.Example("1h")),
+				registry.Bind(&c.MaxKeys, "max_keys", "keys remembered at most; past it the oldest are forgotten early. With parallelism each worker keeps its own; use ordering: key when the dedupe key is the record key",
+					registry.Default(100000), registry.Range(1, MaxDedupeKeys), registry.Example(1000000)),
+			}
 		},
-		Build: func(c *registry.Conf) (any, error) {
-			p, err := expr.Compile(c.String("key"))
+		Build: func(c *dedupeConfig, _ *registry.Conf) (any, error) {
+			p, err := expr.Compile(c.Key)
 			if err != nil {
 				return nil, registry.FieldErr("key", err)
 			}
-			if c.Duration("window") <= 0 {
-				return nil, registry.FieldErr("window", errors.New("must be positive"))
+			if err := c.validate(); err != nil {
+				return nil, err
 			}
-			return NewDedupe(p, c.Duration("window"), c.Int("max_keys")), nil
+			return NewDedupe(p, c.Window, c.MaxKeys), nil
 		},
 	})
+}
+
+// validate refuses a window that would remember no key. The declared
+// range refuses it in a pipeline file; this holds for a Build that did not
+// go through the config loader.
+func (c *dedupeConfig) validate() error {
+	if c.Window <= 0 {
+		return registry.FieldErr("window", errors.New("must be positive"))
+	}
+	return nil
 }
 
 // Dedupe is the dedupe stage. A key is remembered from its first sighting
