@@ -2,36 +2,39 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
 )
 
+// batchConfig is the batch stage's config.
+type batchConfig struct {
+	Size   int
+	Bytes  registry.ByteSize
+	Linger time.Duration
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[batchConfig]{
 		Kind:    flow.KindStage,
 		Type:    "batch",
 		Summary: "group records into batches by count, bytes and time",
-		Fields: []registry.Field{
-			{Name: "size", Type: registry.Int, Default: 1000, Min: ptr(1), Max: ptr(MaxBatchSize), Doc: "records per batch", Example: 500},
-			{Name: "bytes", Type: registry.Size, Min: ptr(1), Max: ptr(MaxBatchBytes), Doc: "cap on a batch's payload bytes (keys, values, headers); a larger record goes alone; no cap when unset", Example: "1MiB"},
-			{Name: "linger", Type: registry.Duration, Default: "100ms", MaxDuration: MaxLinger, Doc: "longest a record waits for its batch to fill, counted from the batch's first record; 0 waits for size or bytes (or the drain)", Example: "50ms"},
+		Fields: func(c *batchConfig) []registry.Field {
+			return []registry.Field{
+				registry.Bind(&c.Size, "size", "records per batch",
+					registry.Default(1000), registry.Range(1, MaxBatchSize), registry.Example(500)),
+				registry.Bind(&c.Bytes, "bytes", "cap on a batch's payload bytes (keys, values, headers); a larger record goes alone; no cap when unset",
+					registry.Range(registry.ByteSize(1), registry.ByteSize(MaxBatchBytes)), registry.Example("1MiB")),
+				registry.Bind(&c.Linger, "linger", "longest a record waits for its batch to fill, counted from the batch's first record; 0 waits for size or bytes (or the drain)",
+					registry.Default(100*time.Millisecond), registry.Range(time.Duration(0), MaxLinger), registry.Example("50ms")),
+			}
 		},
-		Build: func(c *registry.Conf) (any, error) {
-			if c.Duration("linger") < 0 {
-				return nil, registry.FieldErr("linger", errors.New("must not be negative"))
-			}
-			if c.Has("bytes") && c.Size("bytes") < 1 {
-				return nil, registry.FieldErr("bytes", errors.New("must be at least 1 byte"))
-			}
-			return NewBatcher(c.Int("size"), int(c.Size("bytes")), c.Duration("linger")), nil
+		Build: func(c *batchConfig, _ *registry.Conf) (any, error) {
+			return NewBatcher(c.Size, int(c.Bytes), c.Linger), nil
 		},
 	})
 }
-
-func ptr(f float64) *float64 { return &f }
 
 // Batcher is the batch stage: it re-cuts the stream into batches of up to
 // size records and maxBytes bytes, emitting a partial one after linger.
