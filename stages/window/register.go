@@ -3,59 +3,77 @@ package window
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/registry"
 )
 
+// nodeConfig is a window node's config as a pipeline file writes it, its
+// expressions not yet compiled; build turns it into a Config.
+type nodeConfig struct {
+	Kind            string
+	Size            time.Duration
+	Slide           time.Duration
+	Gap             time.Duration
+	Time            string
+	Timestamp       string
+	AllowedLateness time.Duration
+	Key             string
+	Aggregate       struct{ Op, Expr string }
+}
+
+func fields(c *nodeConfig) []registry.Field {
+	aggregate := registry.Section("aggregate", "what each window computes; its output value is {\"key\", \"start\", \"end\", \"count\", \"value\"}",
+		registry.Bind(&c.Aggregate.Op, "op", "count records, sum/min/max/avg a number, or collect the values into a list (held in memory until the window closes)",
+			registry.OneOf(string(Count), string(Sum), string(Min), string(Max), string(Avg), string(Collect)), registry.Default(string(Count))),
+		registry.Bind(&c.Aggregate.Expr, "expr", "the value aggregated; required except for count",
+			registry.AsExpr(), registry.Example("value.amount")),
+	)
+	aggregate.Example = map[string]any{"op": "sum", "expr": "value.amount"} // Section takes no options
+	return []registry.Field{
+		registry.Bind(&c.Kind, "kind", "tumbling: fixed adjacent windows of size; sliding: windows of size starting every slide; session: per key, open while records come within gap",
+			registry.OneOf(string(Tumbling), string(Sliding), string(Session)), registry.Default(string(Tumbling))),
+		registry.Bind(&c.Size, "size", "window length (tumbling, sliding); windows are aligned to the Unix epoch",
+			registry.Range(MinSpan, MaxSpan), registry.Example("1m")),
+		registry.Bind(&c.Slide, "slide", fmt.Sprintf("sliding: interval between window starts, at most size and at least size/%d (each record counts in size/slide windows)", MaxWindowsPerRecord),
+			registry.Range(MinSpan, MaxSpan), registry.Example("10s")),
+		registry.Bind(&c.Gap, "gap", "session: inactivity that ends a session",
+			registry.Range(MinSpan, MaxSpan), registry.Example("30s")),
+		registry.Bind(&c.Time, "time", "processing: windows follow the clock and close on a timer; event: windows follow record time and close when the watermark (latest event time minus allowed_lateness) passes their end",
+			registry.OneOf("processing", "event"), registry.Default("processing")),
+		registry.Bind(&c.Timestamp, "timestamp", "event time of a record (a time, an RFC 3339 string or Unix milliseconds); default the record timestamp",
+			registry.AsExpr(), registry.Example("value.ts")),
+		registry.Bind(&c.AllowedLateness, "allowed_lateness", "event time: how far behind the latest event time a record may be and still count; later ones are dropped and counted (default 0)",
+			registry.Range(time.Duration(0), MaxSpan), registry.Example("5s")),
+		registry.Bind(&c.Key, "key", "groups records into separate windows; output records carry it as their key. Without it all records share one window",
+			registry.AsExpr(), registry.Example("value.user")),
+		aggregate,
+	}
+}
+
 func init() {
-	registry.Register(registry.Spec{
+	registry.Declare(registry.Component[nodeConfig]{
 		Kind:    flow.KindStage,
 		Type:    "window",
 		Summary: "aggregate records per key over tumbling, sliding or session windows",
-		Fields: []registry.Field{
-			{Name: "kind", Type: registry.String, Enum: []string{"tumbling", "sliding", "session"}, Default: "tumbling",
-				Doc: "tumbling: fixed adjacent windows of size; sliding: windows of size starting every slide; session: per key, open while records come within gap"},
-			{Name: "size", Type: registry.Duration, MinDuration: MinSpan, MaxDuration: MaxSpan, Example: "1m",
-				Doc: "window length (tumbling, sliding); windows are aligned to the Unix epoch"},
-			{Name: "slide", Type: registry.Duration, MinDuration: MinSpan, MaxDuration: MaxSpan, Example: "10s",
-				Doc: fmt.Sprintf("sliding: interval between window starts, at most size and at least size/%d (each record counts in size/slide windows)", MaxWindowsPerRecord)},
-			{Name: "gap", Type: registry.Duration, MinDuration: MinSpan, MaxDuration: MaxSpan, Doc: "session: inactivity that ends a session", Example: "30s"},
-			{Name: "time", Type: registry.String, Enum: []string{"processing", "event"}, Default: "processing",
-				Doc: "processing: windows follow the clock and close on a timer; event: windows follow record time and close when the watermark (latest event time minus allowed_lateness) passes their end"},
-			{Name: "timestamp", Type: registry.Expr, Doc: "event time of a record (a time, an RFC 3339 string or Unix milliseconds); default the record timestamp", Example: "value.ts"},
-			{Name: "allowed_lateness", Type: registry.Duration, MaxDuration: MaxSpan, Doc: "event time: how far behind the latest event time a record may be and still count; later ones are dropped and counted (default 0)", Example: "5s"},
-			{Name: "key", Type: registry.Expr, Doc: "groups records into separate windows; output records carry it as their key. Without it all records share one window", Example: "value.user"},
-			{Name: "aggregate", Type: registry.Object, Doc: "what each window computes; its output value is {\"key\", \"start\", \"end\", \"count\", \"value\"}",
-				Example: map[string]any{"op": "sum", "expr": "value.amount"},
-				Fields: []registry.Field{
-					{Name: "op", Type: registry.String, Enum: []string{"count", "sum", "min", "max", "avg", "collect"}, Default: "count",
-						Doc: "count records, sum/min/max/avg a number, or collect the values into a list (held in memory until the window closes)"},
-					{Name: "expr", Type: registry.Expr, Doc: "the value aggregated; required except for count", Example: "value.amount"},
-				}},
-		},
-		Build: build,
+		Fields:  fields,
+		Build:   build,
 	})
 }
 
-func build(c *registry.Conf) (any, error) {
+// build compiles c's expressions into a Config; New checks the rules that
+// tie its keys together.
+func build(c *nodeConfig, n *registry.Conf) (any, error) {
 	cfg := Config{
-		Kind:            Kind(c.String("kind")),
-		Size:            c.Duration("size"),
-		Slide:           c.Duration("slide"),
-		Gap:             c.Duration("gap"),
-		AllowedLateness: c.Duration("allowed_lateness"),
-	}
-	if cfg.Kind == "" {
-		cfg.Kind = Tumbling
-	}
-	switch c.String("time") {
-	case "", "processing":
-	case "event":
-		cfg.EventTime = true
-	default:
-		return nil, registry.FieldErr("time", errors.New(`want "processing" or "event"`))
+		Kind:            Kind(c.Kind),
+		Size:            c.Size,
+		Slide:           c.Slide,
+		Gap:             c.Gap,
+		EventTime:       c.Time == "event",
+		AllowedLateness: c.AllowedLateness,
+		Op:              Op(c.Aggregate.Op),
 	}
 	var err error
 	compile := func(field, src string, opts ...expr.Option) *expr.Program {
@@ -68,19 +86,17 @@ func build(c *registry.Conf) (any, error) {
 		}
 		return p
 	}
-	cfg.Timestamp = compile("timestamp", c.String("timestamp"), expr.Expect(expr.Time))
-	cfg.Key = compile("key", c.String("key"))
-	agg := c.Object("aggregate")
-	cfg.Op = Op(agg.String("op"))
+	cfg.Timestamp = compile("timestamp", c.Timestamp, expr.Expect(expr.Time))
+	cfg.Key = compile("key", c.Key)
 	exprOpt := expr.Expect(expr.Number)
 	if cfg.Op == Collect {
 		exprOpt = expr.Expect(expr.Any)
 	}
-	cfg.Expr = compile("aggregate.expr", agg.String("expr"), exprOpt)
+	cfg.Expr = compile("aggregate.expr", c.Aggregate.Expr, exprOpt)
 	if err != nil {
 		return nil, err
 	}
-	st, err := New(cfg, c.Logger())
+	st, err := New(cfg, n.Logger())
 	var ce *ConfigError
 	if errors.As(err, &ce) {
 		return nil, registry.FieldErr(ce.Field, ce.Err)
