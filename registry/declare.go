@@ -1,7 +1,11 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
@@ -40,13 +44,14 @@ type Component[T any] struct {
 
 // Declare registers a Component.
 func Declare[T any](c Component[T]) {
-	fields := c.Fields(new(T))
 	Register(Spec{
-		Kind: c.Kind, Type: c.Type, Summary: c.Summary, Fields: fields,
+		Kind: c.Kind, Type: c.Type, Summary: c.Summary, Fields: c.Fields(new(T)),
 		Build: func(n *Conf) (any, error) {
-			cfg := new(T)
-			bindAll(c.Fields(cfg), n.Values)
-			return c.Build(cfg, n)
+			// The loader fills in defaults too; starting from them keeps
+			// the promise for a Conf that did not pass through it.
+			cfg := Defaults(c.Fields)
+			bindAll(c.Fields(&cfg), n.Values)
+			return c.Build(&cfg, n)
 		},
 	})
 }
@@ -55,19 +60,17 @@ func Declare[T any](c Component[T]) {
 // for Go code that builds a component without a pipeline file.
 func Defaults[T any](fields func(c *T) []Field) T {
 	cfg := new(T)
-	for _, f := range fields(cfg) {
-		setDefaults(f)
-	}
+	applyDefaults(fields(cfg))
 	return *cfg
 }
 
-func setDefaults(f Field) {
-	switch {
-	case f.Default != nil && f.bind != nil:
-		f.bind(f.defaultValue)
-	case f.Type == Object:
-		for _, sub := range f.Fields {
-			setDefaults(sub)
+func applyDefaults(fields []Field) {
+	for _, f := range fields {
+		switch {
+		case f.defaultValue != nil && f.bind != nil:
+			f.bind(f.defaultValue)
+		case f.Type == Object:
+			applyDefaults(f.Fields)
 		}
 	}
 }
@@ -88,6 +91,91 @@ func bindAll(fields []Field, values map[string]any) {
 	}
 }
 
+// Check reports the values of c that its declaration refuses: a string
+// outside its OneOf values, a number, size or duration outside its Range.
+// The config loader refuses those at their line; Check holds a T made in
+// Go (from Defaults, then changed) to the same rules, so a constructor
+// can call it. The zero value of a key without a default stands for the
+// key left out and passes; Required is not checked, since what "missing"
+// means for a Go value is the component's to say.
+func Check[T any](fields func(c *T) []Field, c *T) error {
+	return checkFields(fields(c), "")
+}
+
+func checkFields(fields []Field, prefix string) error {
+	var errs []error
+	for _, f := range fields {
+		if f.Type == Object && f.get == nil {
+			errs = append(errs, checkFields(f.Fields, prefix+f.Name+"."))
+			continue
+		}
+		if f.get == nil {
+			continue
+		}
+		v := f.get()
+		if f.Default == nil && isZero(v) {
+			continue
+		}
+		if err := f.refuse(v); err != nil {
+			errs = append(errs, FieldErr(prefix+f.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// refuse says why f does not accept v, a value as the loader holds it.
+func (f Field) refuse(v any) error {
+	if s, ok := v.(string); ok && len(f.Enum) > 0 && !slices.Contains(f.Enum, s) {
+		return fmt.Errorf("unknown %s %q (want %s)", f.Name, s, strings.Join(f.Enum, ", "))
+	}
+	return f.outside(v)
+}
+
+// outside says how v lies outside f's range, as "10ms is below 100ms" or
+// "2h is above 1h"; nil when v is inside.
+func (f Field) outside(v any) error {
+	err := f.CheckRange(v)
+	if err == nil {
+		return nil
+	}
+	var show string
+	var below bool
+	switch v := v.(type) {
+	case time.Duration:
+		show, below = FormatDuration(v), v < f.MinDuration
+	case int64:
+		show, below = FormatSize(v), f.Min != nil && float64(v) < *f.Min
+	case int:
+		show, below = strconv.Itoa(v), f.Min != nil && float64(v) < *f.Min
+	case float64:
+		show, below = formatNumber(v), f.Min != nil && v < *f.Min
+	}
+	lo, hi := f.bounds()
+	switch {
+	case below && lo != "":
+		return fmt.Errorf("%s is below %s", show, lo)
+	case !below && hi != "":
+		return fmt.Errorf("%s is above %s", show, hi)
+	}
+	return err // a negative duration, NaN
+}
+
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return v == ""
+	case int:
+		return v == 0
+	case int64:
+		return v == 0
+	case float64:
+		return v == 0
+	case time.Duration:
+		return v == 0
+	}
+	return false
+}
+
 // ByteSize is a Size field: written as 1048576, "64KiB" or "1MB".
 type ByteSize int64
 
@@ -105,7 +193,7 @@ func Default(v any) Option { return func(f *Field) { f.defaultValue = v } }
 func OneOf(values ...string) Option { return func(f *Field) { f.Enum = values } }
 
 // Example is shown in docs and the schema.
-func Example(v any) Option { return func(f *Field) { f.Example = v } }
+func Example(v any) Option { return func(f *Field) { f.Example = docValue(v) } }
 
 // Range bounds a number, size or duration, inclusively; min and max have
 // the bound field's Go type.
@@ -122,33 +210,35 @@ func AsExpr() Option { return func(f *Field) { f.Type = Expr } }
 // Bind declares key name, filling *p. The key's type follows *p's Go type:
 // string, int, float64, bool, time.Duration, ByteSize, []string,
 // map[string]string, or any (free-form, checked by Build). A declaration
-// that contradicts itself (a default or bound of another type) panics at
-// init: it is a programming error that no config could trigger.
+// that contradicts itself (a default or bound of another type, a default
+// its own enum or range refuses) panics at init: it is a programming
+// error that no config could trigger.
 func Bind[V any](p *V, name, doc string, opts ...Option) Field {
 	f := Field{Name: name, Doc: doc}
 	var set func(v any)
+	var get func() any
 	switch p := any(p).(type) {
 	case *string:
 		f.Type = String
-		set = func(v any) { *p, _ = v.(string) }
+		set, get = func(v any) { *p, _ = v.(string) }, func() any { return *p }
 	case *int:
 		f.Type = Int
-		set = func(v any) { *p = toInt(v) }
+		set, get = func(v any) { *p = int(toInt64(v)) }, func() any { return *p }
 	case *float64:
 		f.Type = Float
-		set = func(v any) { *p = toFloat(v) }
+		set, get = func(v any) { *p = toFloat(v) }, func() any { return *p }
 	case *bool:
 		f.Type = Bool
-		set = func(v any) { *p, _ = v.(bool) }
+		set, get = func(v any) { *p, _ = v.(bool) }, func() any { return *p }
 	case *time.Duration:
 		f.Type = Duration
-		set = func(v any) { *p, _ = v.(time.Duration) }
+		set, get = func(v any) { *p, _ = v.(time.Duration) }, func() any { return *p }
 	case *ByteSize:
 		f.Type = Size
-		set = func(v any) { n, _ := v.(int64); *p = ByteSize(n) }
+		set, get = func(v any) { *p = ByteSize(toInt64(v)) }, func() any { return int64(*p) }
 	case *[]string:
 		f.Type, f.Elem = List, String
-		set = func(v any) { *p = toStrings(v) }
+		set, get = func(v any) { *p = toStrings(v) }, func() any { return *p }
 	case *map[string]string:
 		f.Type, f.Elem = Map, String
 		set = func(v any) {
@@ -159,30 +249,36 @@ func Bind[V any](p *V, name, doc string, opts ...Option) Field {
 			}
 			*p = out
 		}
+		get = func() any { return *p }
 	case *any:
 		f.Type = Any
-		set = func(v any) { *p = v }
+		set, get = func(v any) { *p = v }, func() any { return *p }
 	default:
 		panic(fmt.Sprintf("registry: key %q is bound to a %T, which no field type reads", name, p))
 	}
 	for _, o := range opts {
 		o(&f)
 	}
-	if f.Type == Expr {
-		if _, ok := any(p).(*string); !ok {
-			panic(fmt.Sprintf("registry: key %q: AsExpr needs a string", name))
-		}
+	if _, ok := any(p).(*string); !ok && (f.Type == Expr || len(f.Enum) > 0) {
+		panic(fmt.Sprintf("registry: key %q: AsExpr and OneOf need a string, not a %T", name, *p))
 	}
+	f.bound(f.rangeMin, true)
+	f.bound(f.rangeMax, false)
+	f.rangeMin, f.rangeMax = nil, nil
 	if f.defaultValue != nil {
 		if _, ok := f.defaultValue.(V); !ok {
 			panic(fmt.Sprintf("registry: key %q: default %#v is a %T, the field a %T", name, f.defaultValue, f.defaultValue, *p))
 		}
+		if f.Required {
+			panic(fmt.Sprintf("registry: key %q is required and has a default", name))
+		}
 		f.Default = docValue(f.defaultValue)
 		f.defaultValue = loaderValue(f.defaultValue)
+		if err := f.refuse(f.defaultValue); err != nil {
+			panic(fmt.Sprintf("registry: key %q: its own declaration refuses its default: %v", name, err))
+		}
 	}
-	f.bounds2(name, f.rangeMin, true)
-	f.bounds2(name, f.rangeMax, false)
-	f.bind = set
+	f.bind, f.get = set, get
 	return f
 }
 
@@ -192,51 +288,42 @@ func Section(name, doc string, fields ...Field) Field {
 	return Field{Name: name, Type: Object, Doc: doc, Fields: fields}
 }
 
-// bounds2 turns a typed Range end into the Field's bound.
-func (f *Field) bounds2(name string, v any, lower bool) {
+// bound turns a typed end of a Range into the Field's Min or Max (for a
+// duration, MinDuration or MaxDuration); its type must match the field's.
+func (f *Field) bound(v any, lower bool) {
 	if v == nil {
 		return
 	}
-	set := func(x float64) {
-		if lower {
-			f.Min = &x
-		} else {
-			f.Max = &x
-		}
-	}
+	var x float64
+	var ok bool
 	switch v := v.(type) {
 	case int:
-		set(float64(v))
+		x, ok = float64(v), f.Type == Int
 	case float64:
-		set(v)
+		x, ok = v, f.Type == Float
 	case ByteSize:
-		set(float64(v))
+		x, ok = float64(v), f.Type == Size
 	case time.Duration:
-		if lower {
+		if ok = f.Type == Duration; ok && lower {
 			f.MinDuration = v
-		} else {
+		} else if ok {
 			f.MaxDuration = v
 		}
-	default:
-		panic(fmt.Sprintf("registry: key %q: a bound of type %T", name, v))
-	}
-	ok := false
-	switch v.(type) {
-	case int:
-		ok = f.Type == Int
-	case float64:
-		ok = f.Type == Float
-	case ByteSize:
-		ok = f.Type == Size
-	case time.Duration:
-		ok = f.Type == Duration
 	}
 	if !ok {
-		panic(fmt.Sprintf("registry: key %q of type %s: bound %v is a %T", name, f.Type, v, v))
+		panic(fmt.Sprintf("registry: key %q of type %s: bound %v is a %T", f.Name, f.Type, v, v))
+	}
+	if f.Type == Duration {
+		return
+	}
+	if lower {
+		f.Min = &x
+	} else {
+		f.Max = &x
 	}
 }
 
-// docValue is a default as docs and the schema show it.
+// docValue is a default or example as docs and the schema show it.
 func docValue(v any) any {
 	switch v := v.(type) {
 	case time.Duration:
@@ -252,18 +339,24 @@ func loaderValue(v any) any {
 	switch v := v.(type) {
 	case ByteSize:
 		return int64(v)
+	case map[string]string:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = x
+		}
+		return m
 	}
 	return v
 }
 
-func toInt(v any) int {
+func toInt64(v any) int64 {
 	switch v := v.(type) {
 	case int:
-		return v
+		return int64(v)
 	case int64:
-		return int(v)
+		return v
 	case float64:
-		return int(v)
+		return int64(v)
 	}
 	return 0
 }

@@ -61,9 +61,11 @@ type Field struct {
 	MinDuration time.Duration
 	MaxDuration time.Duration
 
-	// Set by Bind: what fills the bound Go field, the default as that
-	// field holds it, and the typed bounds before they become Min/Max.
+	// Set by Bind: what fills the bound Go field and what reads it back
+	// (as the config loader holds values), the default as that field
+	// holds it, and the typed bounds before they become Min/Max.
 	bind               func(v any)
+	get                func() any
 	defaultValue       any
 	rangeMin, rangeMax any
 }
