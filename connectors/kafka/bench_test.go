@@ -215,11 +215,13 @@ func total(cl *kafka.Client, topic string) (int64, error) {
 // and edges of buffer records; the map runs like the e2e pipeline's (4
 // workers, ordered by partition).
 func sluicePipeline(broker, in, out, group string, buffer int) (*flow.Pipeline, error) {
-	src, err := NewSource(SourceConfig{ID: "in", Brokers: []string{broker}, Topics: []string{in}, Group: group, Logger: testLogger()})
+	cfg := DefaultSourceConfig()
+	cfg.ID, cfg.Brokers, cfg.Topics, cfg.Group, cfg.Logger = "in", []string{broker}, []string{in}, group, testLogger()
+	src, err := NewSource(cfg)
 	if err != nil {
 		return nil, err
 	}
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: out, Logger: testLogger()})
+	sink, err := NewSink(sinkConfig(broker, out))
 	if err != nil {
 		return nil, err
 	}
@@ -255,15 +257,16 @@ func sluiceCopy(buffer int) copier {
 // sink (1000 records, 5ms, acks all, murmur2), and each write's messages
 // committed once written.
 func rawCopy(ctx context.Context, broker, in, out, group string) error {
+	src, sink := DefaultSourceConfig(), DefaultSinkConfig()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: []string{broker}, GroupID: group, Topic: in,
-		MinBytes: DefaultMinBytes, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait,
-		CommitInterval: DefaultCommitInterval, StartOffset: kafka.FirstOffset,
+		MinBytes: int(src.MinBytes), MaxBytes: int(src.MaxBytes), MaxWait: src.MaxWait,
+		CommitInterval: src.CommitInterval, StartOffset: kafka.FirstOffset,
 	})
 	tr := &kafka.Transport{MetadataTTL: time.Second}
 	w := &kafka.Writer{
 		Addr: kafka.TCP(broker), Topic: out, Balancer: kafka.Murmur2Balancer{},
-		BatchSize: DefaultSinkBatchSize, BatchBytes: DefaultSinkBatchBytes, BatchTimeout: DefaultLinger,
+		BatchSize: sink.BatchSize, BatchBytes: int64(sink.BatchBytes), BatchTimeout: sink.Linger,
 		RequiredAcks: kafka.RequireAll, Transport: tr,
 	}
 	defer func() {
@@ -282,7 +285,7 @@ func rawCopy(ctx context.Context, broker, in, out, group string) error {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		fetched = append(fetched[:0], m)
-		linger, cancel := context.WithTimeout(ctx, DefaultLinger)
+		linger, cancel := context.WithTimeout(ctx, sink.Linger)
 		for len(fetched) < cap(fetched) {
 			if m, err = r.FetchMessage(linger); err != nil {
 				break

@@ -209,7 +209,7 @@ func TestBrokerSinkRecordTooLargeFailsAlone(t *testing.T) {
 	topic := uniqueName(t, "t")
 	createTopicWith(t, broker, kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
 		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "4096"}}})
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: topic, Logger: testLogger(), Linger: 20 * time.Millisecond})
+	sink, err := NewSink(sinkConfig(broker, topic, func(c *SinkConfig) { c.Linger = 20 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestBrokerSinkInvalidRecordFailsAlone(t *testing.T) {
 	topic := uniqueName(t, "t")
 	createTopicWith(t, broker, kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
 		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}})
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: topic, Logger: testLogger()})
+	sink, err := NewSink(sinkConfig(broker, topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,8 +349,9 @@ func TestBrokerSinkUnknownTopicRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	newSink := func(topic string, retries int) *Sink {
-		sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: topic, Logger: testLogger(),
-			MaxRetries: retries, Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		sink, err := NewSink(sinkConfig(broker, topic, func(c *SinkConfig) {
+			c.MaxRetries, c.Backoff, c.MaxBackoff = retries, 50*time.Millisecond, 200*time.Millisecond
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,8 +361,9 @@ func TestBrokerSinkUnknownTopicRetried(t *testing.T) {
 	one := []flow.Record{{Key: []byte("k"), Value: []byte("v")}}
 	write := func(topic string, retries int) error { return newSink(topic, retries).Write(ctx, one) }
 
+	budget := DefaultSinkConfig().MaxRetries
 	auto := uniqueName(t, "auto")
-	if err := write(auto, 0); err != nil {
+	if err := write(auto, budget); err != nil {
 		t.Fatalf("write to a topic the brokers create on first use: %v", err)
 	}
 
@@ -369,7 +371,7 @@ func TestBrokerSinkUnknownTopicRetried(t *testing.T) {
 	withController(t, broker, func(cc *kafka.Conn) error {
 		return cc.CreateTopics(kafka.TopicConfig{Topic: fresh, NumPartitions: 3, ReplicationFactor: 1})
 	})
-	if err := write(fresh, 0); err != nil {
+	if err := write(fresh, budget); err != nil {
 		t.Fatalf("write to a topic created a moment ago: %v", err)
 	}
 	for _, topic := range []string{auto, fresh} {

@@ -19,12 +19,11 @@ import (
 
 func brokerSource(t *testing.T, brokers []string, topic, group string, mod ...func(*SourceConfig)) *Source {
 	t.Helper()
-	cfg := SourceConfig{
-		ID: "src", Brokers: brokers, Topics: []string{topic}, Group: group,
-		CommitInterval: 200 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
-		SessionTimeout: 10 * time.Second, RebalanceTimeout: 15 * time.Second, DrainTimeout: 5 * time.Second,
-		MaxWait: 200 * time.Millisecond, Logger: testLogger(),
-	}
+	cfg := DefaultSourceConfig()
+	cfg.ID, cfg.Brokers, cfg.Topics, cfg.Group = "src", brokers, []string{topic}, group
+	cfg.CommitInterval, cfg.HeartbeatInterval = 200*time.Millisecond, 500*time.Millisecond
+	cfg.SessionTimeout, cfg.RebalanceTimeout, cfg.DrainTimeout = 10*time.Second, 15*time.Second, 5*time.Second
+	cfg.MaxWait, cfg.Logger = 200*time.Millisecond, testLogger()
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -232,8 +231,9 @@ func TestBrokerSASL(t *testing.T) {
 	topic := uniqueName(t, "t")
 	createTopic(t, broker, topic, 2)
 
-	sink, err := NewSink(SinkConfig{Brokers: []string{saslBroker}, Topic: topic, Logger: testLogger(),
-		SASL: SASL{Mechanism: MechanismSCRAMSHA512, User: user, Password: pass}})
+	sink, err := NewSink(sinkConfig(saslBroker, topic, func(c *SinkConfig) {
+		c.SASL = SASL{Mechanism: MechanismSCRAMSHA512, User: user, Password: pass}
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestBrokerSASL(t *testing.T) {
 	}
 	t.Logf("wrong password, source: %v", err)
 
-	sink, err = NewSink(SinkConfig{Brokers: []string{saslBroker}, Topic: topic, Logger: testLogger(), MaxRetries: -1, SASL: bad})
+	sink, err = NewSink(sinkConfig(saslBroker, topic, func(c *SinkConfig) { c.MaxRetries, c.SASL = 0, bad }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestBrokerTLS(t *testing.T) {
 	createTopic(t, broker, topic, 2)
 	good := TLS{Enabled: true, CA: ca}
 
-	sink, err := NewSink(SinkConfig{Brokers: []string{tlsBroker}, Topic: topic, Logger: testLogger(), TLS: good})
+	sink, err := NewSink(sinkConfig(tlsBroker, topic, func(c *SinkConfig) { c.TLS = good }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestBrokerSinkThroughput(t *testing.T) {
 	const parts, n = 6, 200_000
 	topic := uniqueName(t, "t")
 	createTopic(t, broker, topic, parts)
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: topic, Logger: testLogger()})
+	sink, err := NewSink(sinkConfig(broker, topic))
 	if err != nil {
 		t.Fatal(err)
 	}

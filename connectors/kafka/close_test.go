@@ -14,7 +14,9 @@ import (
 // offsets of group …: use of closed network connection" (found by the
 // chaos test).
 func TestCloseIgnoresAnEndedGenerationsCommit(t *testing.T) {
-	src, err := NewSource(SourceConfig{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"t"}, Group: "g"})
+	cfg := DefaultSourceConfig()
+	cfg.Brokers, cfg.Topics, cfg.Group = []string{"127.0.0.1:1"}, []string{"t"}, "g"
+	src, err := NewSource(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,8 +30,8 @@ type TLS struct {
 	InsecureSkipVerify bool
 }
 
-// SASL configures authentication. Mechanism is "" (none), "plain",
-// "scram-sha-256" or "scram-sha-512".
+// SASL configures authentication. Mechanism is "" (none),
+// MechanismPlain, MechanismSCRAMSHA256 or MechanismSCRAMSHA512.
 type SASL struct {
 	Mechanism string
 	User      string
@@ -121,15 +121,14 @@ func (s SASL) mechanism() (sasl.Mechanism, error) {
 	if s.User == "" {
 		return nil, registry.FieldErr("sasl.user", errors.New("required with sasl.mechanism"))
 	}
-	switch strings.ToLower(s.Mechanism) {
+	switch s.Mechanism {
 	case MechanismPlain:
 		return plain.Mechanism{Username: s.User, Password: s.Password}, nil
 	case MechanismSCRAMSHA256:
 		return scramMechanism(scram.SHA256, s)
-	case MechanismSCRAMSHA512:
+	default: // MechanismSCRAMSHA512: validate refused any other
 		return scramMechanism(scram.SHA512, s)
 	}
-	return nil, registry.FieldErr("sasl.mechanism", fmt.Errorf("unknown mechanism %q (want plain, scram-sha-256 or scram-sha-512)", s.Mechanism))
 }
 
 func scramMechanism(algo scram.Algorithm, s SASL) (sasl.Mechanism, error) {
@@ -208,56 +207,47 @@ func resolvePath(base, p string) string {
 	return filepath.Join(base, p)
 }
 
-// Field declarations shared by source and sink.
-var (
-	tlsFields = []registry.Field{
-		{Name: "enabled", Type: registry.Bool, Default: false, Doc: "connect with TLS"},
-		{Name: "ca", Type: registry.String, Doc: "PEM file of CA certificates to trust; empty trusts the system roots", Example: "certs/ca.pem"},
-		{Name: "cert", Type: registry.String, Doc: "PEM client certificate, for mutual TLS"},
-		{Name: "key", Type: registry.String, Doc: "PEM private key of cert"},
-		{Name: "insecure_skip_verify", Type: registry.Bool, Default: false, Doc: "accept any broker certificate (testing only)"},
+// connFields declares the keys every Kafka node has, around own: brokers
+// first, tls and sasl last.
+func connFields(brokers *[]string, t *TLS, s *SASL, own ...registry.Field) []registry.Field {
+	fields := []registry.Field{
+		registry.Bind(brokers, "brokers", "bootstrap brokers host:port; empty uses the dev broker of `sluice run --dev`",
+			registry.Example([]string{"127.0.0.1:9092"})),
 	}
-	saslFields = []registry.Field{
-		{Name: "mechanism", Type: registry.String, Enum: []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512},
-			Doc: "SASL mechanism; unset means no SASL"},
-		{Name: "user", Type: registry.String, Doc: "SASL user name"},
-		{Name: "password", Type: registry.String, Doc: "SASL password"},
-	}
-	brokersField = registry.Field{Name: "brokers", Type: registry.List, Elem: registry.String, Example: []string{"127.0.0.1:9092"},
-		Doc: "bootstrap brokers host:port; empty uses the dev broker of `sluice run --dev`"}
-)
-
-func securityFields() []registry.Field {
-	return []registry.Field{
-		{Name: "tls", Type: registry.Object, Fields: tlsFields, Doc: "TLS to the brokers"},
-		{Name: "sasl", Type: registry.Object, Fields: saslFields, Doc: "SASL authentication"},
-	}
+	fields = append(fields, own...)
+	return append(fields,
+		registry.Section("tls", "TLS to the brokers",
+			registry.Bind(&t.Enabled, "enabled", "connect with TLS", registry.Default(false)),
+			registry.Bind(&t.CA, "ca", "PEM file of CA certificates to trust; empty trusts the system roots", registry.Example("certs/ca.pem")),
+			registry.Bind(&t.Cert, "cert", "PEM client certificate, for mutual TLS"),
+			registry.Bind(&t.Key, "key", "PEM private key of cert"),
+			registry.Bind(&t.InsecureSkipVerify, "insecure_skip_verify", "accept any broker certificate (testing only)", registry.Default(false)),
+		),
+		registry.Section("sasl", "SASL authentication",
+			registry.Bind(&s.Mechanism, "mechanism", "SASL mechanism; unset means no SASL",
+				registry.OneOf(MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512)),
+			registry.Bind(&s.User, "user", "SASL user name"),
+			registry.Bind(&s.Password, "password", "SASL password"),
+		),
+	)
 }
 
-// commonConf reads brokers, tls and sasl from a node's config.
-func commonConf(c *registry.Conf) (brokers []string, t TLS, s SASL, err error) {
-	brokers = c.Strings("brokers")
-	if len(brokers) == 0 && c.Env != nil {
-		brokers = c.Env.DevBrokers
+// fromEnv completes what a node's environment decides: no brokers means
+// the dev broker of `sluice run --dev`, and TLS files are relative to the
+// pipeline file.
+func fromEnv(n *registry.Conf, brokers *[]string, t *TLS) error {
+	if len(*brokers) == 0 && n.Env != nil {
+		*brokers = n.Env.DevBrokers
 	}
-	if len(brokers) == 0 {
-		return nil, t, s, registry.FieldErr("brokers", errors.New("no brokers: list at least one host:port (or run with --dev)"))
+	if len(*brokers) == 0 {
+		return registry.FieldErr("brokers", errors.New("no brokers: list at least one host:port (or run with --dev)"))
 	}
-	base := ""
-	if c.Env != nil {
-		base = c.Env.BaseDir
+	if n.Env != nil {
+		t.CA = resolvePath(n.Env.BaseDir, t.CA)
+		t.Cert = resolvePath(n.Env.BaseDir, t.Cert)
+		t.Key = resolvePath(n.Env.BaseDir, t.Key)
 	}
-	tc := c.Object("tls")
-	t = TLS{
-		Enabled:            tc.Bool("enabled"),
-		CA:                 resolvePath(base, tc.String("ca")),
-		Cert:               resolvePath(base, tc.String("cert")),
-		Key:                resolvePath(base, tc.String("key")),
-		InsecureSkipVerify: tc.Bool("insecure_skip_verify"),
-	}
-	sc := c.Object("sasl")
-	s = SASL{Mechanism: sc.String("mechanism"), User: sc.String("user"), Password: sc.String("password")}
-	return brokers, t, s, nil
+	return nil
 }
 
 // checkBrokers rejects addresses kafka-go would only fail on at dial time.

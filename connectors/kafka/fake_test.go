@@ -21,12 +21,11 @@ import (
 
 func fakeSource(t *testing.T, broker, topic, group string, mod ...func(*SourceConfig)) *Source {
 	t.Helper()
-	cfg := SourceConfig{
-		ID: "src", Brokers: []string{broker}, Topics: []string{topic}, Group: group,
-		CommitInterval: 100 * time.Millisecond, HeartbeatInterval: 300 * time.Millisecond,
-		SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
-		MaxWait: 100 * time.Millisecond, Logger: testLogger(),
-	}
+	cfg := DefaultSourceConfig()
+	cfg.ID, cfg.Brokers, cfg.Topics, cfg.Group = "src", []string{broker}, []string{topic}, group
+	cfg.CommitInterval, cfg.HeartbeatInterval = 100*time.Millisecond, 300*time.Millisecond
+	cfg.SessionTimeout, cfg.RebalanceTimeout, cfg.DrainTimeout = 6*time.Second, 10*time.Second, 3*time.Second
+	cfg.MaxWait, cfg.Logger = 100*time.Millisecond, testLogger()
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -159,7 +158,7 @@ func TestFakeFailedRecordIsNeverCommitted(t *testing.T) {
 func TestFakeSinkRoundTrip(t *testing.T) {
 	const topic, n = "out", 10000
 	broker := fakeCluster(t, 4, topic)
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: topic, Logger: testLogger()})
+	sink, err := NewSink(sinkConfig(broker, topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +209,7 @@ func atoi(t *testing.T, s string) int {
 
 func TestFakeSinkOversizedRecordFailsAlone(t *testing.T) {
 	broker := fakeCluster(t, 1, "big")
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, Topic: "big", BatchBytes: 1000, Logger: testLogger()})
+	sink, err := NewSink(sinkConfig(broker, "big", func(c *SinkConfig) { c.BatchBytes = 1000 }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +331,7 @@ func TestStartDevBroker(t *testing.T) {
 		t.Fatalf("seeded topic has %d partitions, want %d", len(ends), DevPartitions)
 	}
 	// A topic nobody listed is created on first use.
-	sink, err := NewSink(SinkConfig{Brokers: []string{addr}, Topic: "dev-auto", Logger: testLogger()})
+	sink, err := NewSink(sinkConfig(addr, "dev-auto"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,8 +398,9 @@ func TestFakeSinkTopicExpr(t *testing.T) {
 	broker := fakeCluster(t, 1, "out-a", "out-b")
 	// Record 3 goes to topic "out-", which does not exist: it fails once
 	// the (here short) retry budget for unknown topics is spent.
-	sink, err := NewSink(SinkConfig{Brokers: []string{broker}, TopicExpr: `"out-" + headers["t"]`, Logger: testLogger(),
-		MaxRetries: 2, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	sink, err := NewSink(sinkConfig(broker, "", func(c *SinkConfig) {
+		c.TopicExpr, c.MaxRetries, c.Backoff, c.MaxBackoff = `"out-" + headers["t"]`, 2, 10*time.Millisecond, 20*time.Millisecond
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

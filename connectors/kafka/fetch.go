@@ -219,7 +219,7 @@ func (p *partitionReader) fetch(conn *kafka.Conn, offset int64) ([]flow.Record, 
 		return nil, 0, err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.MaxWait + fetchSlack))
-	b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: cfg.MinBytes, MaxBytes: cfg.MaxBytes, MaxWait: cfg.MaxWait})
+	b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: int(cfg.MinBytes), MaxBytes: int(cfg.MaxBytes), MaxWait: cfg.MaxWait})
 	p.highWater.Store(b.HighWaterMark())
 	var recs []flow.Record
 	origin := flow.Origin{Source: cfg.ID, Topic: p.topic, Partition: int32(p.partition)}

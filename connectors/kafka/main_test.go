@@ -29,6 +29,17 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// sinkConfig is DefaultSinkConfig writing to topic at broker, changed by
+// mod.
+func sinkConfig(broker, topic string, mod ...func(*SinkConfig)) SinkConfig {
+	cfg := DefaultSinkConfig()
+	cfg.Brokers, cfg.Topic, cfg.Logger = []string{broker}, topic, testLogger()
+	for _, m := range mod {
+		m(&cfg)
+	}
+	return cfg
+}
+
 // realBroker returns the PLAINTEXT address of the broker started by
 // scripts/kafka.sh. Without one, -short skips and a full run fails.
 func realBroker(t *testing.T) string {

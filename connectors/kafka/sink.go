@@ -41,102 +41,39 @@ const (
 	PartitionerRoundRobin = "round_robin"
 )
 
-// Sink defaults. A coalesced write of flow.DefaultSinkBatch records spread
-// over a few partitions is one produce request per partition. BatchSize is
-// not larger because kafka-go allocates a BatchSize-long slice per batch:
-// a 4096-record write to one partition took 17 ms at 10000, 11 ms at 1000.
-// BatchBytes matches the broker's default message.max.bytes.
-const (
-	DefaultSinkBatchSize  = 1000
-	DefaultSinkBatchBytes = 1 << 20
-	// Write is synchronous and the engine hands it everything queued on
-	// the edge at once, so waiting for more only adds latency; 0 would
-	// mean kafka-go's 1 s.
-	DefaultLinger = time.Millisecond
-	// About two minutes of retries at the capped backoff: long enough to
-	// ride out a broker restart (the Java producer's delivery.timeout.ms
-	// is two minutes too).
-	DefaultMaxRetries = 120
-	DefaultBackoff    = 100 * time.Millisecond
-	DefaultMaxBackoff = time.Second
-)
-
-// SinkConfig configures a Sink. Zero values take the defaults above.
+// SinkConfig configures a Sink. Its keys, their defaults and ranges are
+// declared once, in sinkFields (spec.go); Go code starts from
+// DefaultSinkConfig.
 type SinkConfig struct {
 	Brokers []string
 	// Topic is where records go; or TopicExpr, an expression (package
 	// expr) computing each record's topic. Exactly one is set.
 	Topic       string
 	TopicExpr   string
-	Acks        string // AcksAll (default) or AcksOne
-	Partitioner string // PartitionerMurmur2 (default), PartitionerCRC32, PartitionerRoundRobin
-	Compression string // none (default), gzip, snappy, lz4, zstd
+	Acks        string // AcksAll or AcksOne
+	Partitioner string // PartitionerMurmur2, PartitionerCRC32, PartitionerRoundRobin
+	Compression string // none, gzip, snappy, lz4, zstd
 
-	BatchSize  int           // records per produce request per partition, at most
-	BatchBytes int64         // bytes per produce request per partition, at most; also the largest record accepted
-	Linger     time.Duration // how long a partial batch waits for more records
+	BatchSize  int               // records per produce request per partition, at most
+	BatchBytes registry.ByteSize // bytes per produce request per partition, at most; also the largest record accepted
+	Linger     time.Duration     // how long a partial batch waits for more records
 
-	MaxRetries int // retries of a failed produce request; negative for none
+	MaxRetries int // retries of a failed produce request; 0 for none
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 
 	TLS  TLS
 	SASL SASL
 
-	Logger *slog.Logger
+	Logger *slog.Logger // nil logs to slog.Default()
 }
 
-func (c *SinkConfig) setDefaults() {
-	if c.Acks == "" {
-		c.Acks = AcksAll
-	}
-	if c.Partitioner == "" {
-		c.Partitioner = PartitionerMurmur2
-	}
-	if c.Compression == "" {
-		c.Compression = "none"
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultSinkBatchSize
-	}
-	if c.BatchBytes <= 0 {
-		c.BatchBytes = DefaultSinkBatchBytes
-	}
-	if c.Linger <= 0 {
-		c.Linger = DefaultLinger
-	}
-	switch {
-	case c.MaxRetries == 0:
-		c.MaxRetries = DefaultMaxRetries
-	case c.MaxRetries < 0:
-		c.MaxRetries = 0
-	}
-	if c.Backoff <= 0 {
-		c.Backoff = DefaultBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
-
-var compressions = map[string]kafka.Compression{
-	"none":   0,
-	"gzip":   kafka.Gzip,
-	"snappy": kafka.Snappy,
-	"lz4":    kafka.Lz4,
-	"zstd":   kafka.Zstd,
-}
-
+// validate applies the declaration (registry.Check) and the rules tying
+// keys together.
 func (c *SinkConfig) validate() error {
-	var errs []error
+	errs := []error{registry.Check(sinkFields, c), checkBrokers(c.Brokers)}
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, registry.FieldErr(field, fmt.Errorf(format, args...)))
-	}
-	if err := checkBrokers(c.Brokers); err != nil {
-		errs = append(errs, err)
 	}
 	switch {
 	case c.TopicExpr != "" && c.Topic != "":
@@ -144,20 +81,8 @@ func (c *SinkConfig) validate() error {
 	case c.TopicExpr == "" && strings.TrimSpace(c.Topic) == "":
 		bad("topic", "required (or topic_expr): the topic records are written to")
 	}
-	switch c.Acks {
-	case AcksAll, AcksOne:
-	case "none":
+	if c.Acks == "none" {
 		bad("acks", "none is refused: records no broker confirmed would be acknowledged and their source offsets committed, so a lost write would go unnoticed; use one or all")
-	default:
-		bad("acks", "%q is not all or one", c.Acks)
-	}
-	switch c.Partitioner {
-	case PartitionerMurmur2, PartitionerCRC32, PartitionerRoundRobin:
-	default:
-		bad("partitioner", "%q is not murmur2, crc32 or round_robin", c.Partitioner)
-	}
-	if _, ok := compressions[c.Compression]; !ok {
-		bad("compression", "%q is not none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
 	if c.Backoff > c.MaxBackoff {
 		bad("backoff", "%s is above max_backoff %s", c.Backoff, c.MaxBackoff)
@@ -189,11 +114,18 @@ type Sink struct {
 
 const unknownMemory = time.Minute
 
-// NewSink validates cfg. It connects nowhere until the first Write.
+// NewSink validates cfg, a complete config (see DefaultSinkConfig). It
+// connects nowhere until the first Write.
 func NewSink(cfg SinkConfig) (*Sink, error) {
-	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var codec kafka.Compression
+	if err := codec.UnmarshalText([]byte(cfg.Compression)); err != nil {
+		return nil, registry.FieldErr("compression", err)
 	}
 	sec, err := newSecurity(cfg.TLS, cfg.SASL)
 	if err != nil {
@@ -226,10 +158,10 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		WriteBackoffMin: cfg.Backoff,
 		WriteBackoffMax: cfg.MaxBackoff,
 		BatchSize:       cfg.BatchSize,
-		BatchBytes:      cfg.BatchBytes,
+		BatchBytes:      int64(cfg.BatchBytes),
 		BatchTimeout:    cfg.Linger,
 		RequiredAcks:    acks,
-		Compression:     compressions[cfg.Compression],
+		Compression:     codec,
 		Transport:       tr,
 		// As the Java producer does: the broker's auto.create.topics.enable
 		// decides (the dev broker allows it).
@@ -339,7 +271,7 @@ func (s *Sink) messages(records []flow.Record, fail func(int, error)) (map[strin
 				m.Headers[j] = kafka.Header{Key: h.Key, Value: h.Value}
 			}
 		}
-		if n := messageSize(&m); n > s.cfg.BatchBytes {
+		if n := messageSize(&m); n > int64(s.cfg.BatchBytes) {
 			fail(i, fmt.Errorf("record of %d bytes is larger than batch_bytes (%d)", n, s.cfg.BatchBytes))
 			continue
 		}
@@ -596,7 +528,7 @@ func (s *Sink) produceDirect(ctx context.Context, cl *kafka.Client, g *topicGrou
 			Topic:        g.topic,
 			Partition:    p,
 			RequiredAcks: s.acks,
-			Compression:  compressions[s.cfg.Compression],
+			Compression:  s.w.Compression,
 			Records:      kafka.NewRecordReader(recs...),
 		})
 		if err == nil && res != nil {

@@ -24,25 +24,6 @@ const (
 	StartLatest   = "latest"
 )
 
-// Source defaults.
-const (
-	DefaultSourceBatch       = 500
-	DefaultMinBytes          = 1
-	DefaultMaxBytes          = 1 << 20
-	DefaultMaxWait           = 500 * time.Millisecond
-	DefaultCommitInterval    = time.Second
-	DefaultSessionTimeout    = 30 * time.Second
-	DefaultHeartbeatInterval = 3 * time.Second
-	DefaultRebalanceTimeout  = 30 * time.Second
-	DefaultDrainTimeout      = 10 * time.Second
-	// DefaultPartitionWatchInterval is how often the subscribed topics are
-	// checked for added partitions, new topics and missing ones.
-	DefaultPartitionWatchInterval = 5 * time.Second
-	// MinPartitionWatchInterval keeps the checks from flooding the brokers
-	// with metadata requests.
-	MinPartitionWatchInterval = 100 * time.Millisecond
-)
-
 // authAttempts is how many consecutive authentication or TLS failures Run
 // tolerates before giving up: one could be a broker restarting with new
 // credentials, a few in a row are a configuration mistake.
@@ -52,17 +33,19 @@ const authAttempts = 3
 // Capped low so a member rejoins within seconds of the brokers' return.
 var joinBackoff = flow.Backoff{Initial: 500 * time.Millisecond, Max: 5 * time.Second}
 
-// SourceConfig configures a Source. Zero values take the defaults above.
+// SourceConfig configures a Source. Its keys, their defaults and ranges
+// are declared once, in sourceFields (spec.go); Go code starts from
+// DefaultSourceConfig.
 type SourceConfig struct {
 	ID      string // node id, written to each record's Origin.Source
 	Brokers []string
 	Topics  []string
 	Group   string
-	Start   string // StartEarliest (default) or StartLatest
+	Start   string // StartEarliest or StartLatest
 
-	MinBytes int           // per-partition fetch: wait for this many bytes...
-	MaxWait  time.Duration // ...or this long
-	MaxBytes int           // per-partition fetch size cap
+	MinBytes registry.ByteSize // per-partition fetch: wait for this many bytes...
+	MaxWait  time.Duration     // ...or this long
+	MaxBytes registry.ByteSize // per-partition fetch size cap
 
 	Batch          int           // max records per emitted batch (one ack each)
 	CommitInterval time.Duration // how often acknowledged offsets are committed
@@ -84,46 +67,15 @@ type SourceConfig struct {
 	TLS  TLS
 	SASL SASL
 
-	Logger *slog.Logger
+	Logger *slog.Logger // nil logs to slog.Default()
 }
 
-func (c *SourceConfig) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	if c.Start == "" {
-		c.Start = StartEarliest
-	}
-	if c.MinBytes <= 0 {
-		c.MinBytes = DefaultMinBytes
-	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
-	if c.Batch <= 0 {
-		c.Batch = DefaultSourceBatch
-	}
-	def(&c.MaxWait, DefaultMaxWait)
-	def(&c.CommitInterval, DefaultCommitInterval)
-	def(&c.SessionTimeout, DefaultSessionTimeout)
-	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
-	def(&c.RebalanceTimeout, DefaultRebalanceTimeout)
-	def(&c.DrainTimeout, DefaultDrainTimeout)
-	def(&c.PartitionWatchInterval, DefaultPartitionWatchInterval)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
-
+// validate applies the declaration (registry.Check) and the rules tying
+// keys together.
 func (c *SourceConfig) validate() error {
-	var errs []error
+	errs := []error{registry.Check(sourceFields, c), checkBrokers(c.Brokers)}
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, registry.FieldErr(field, fmt.Errorf(format, args...)))
-	}
-	if err := checkBrokers(c.Brokers); err != nil {
-		errs = append(errs, err)
 	}
 	if len(c.Topics) == 0 {
 		bad("topics", "list at least one topic")
@@ -144,11 +96,8 @@ func (c *SourceConfig) validate() error {
 	if c.Group == "" {
 		bad("group", "required: the consumer group whose committed offsets say where to resume")
 	}
-	if c.Start != StartEarliest && c.Start != StartLatest {
-		bad("start", "%q is not earliest or latest", c.Start)
-	}
 	if c.MinBytes > c.MaxBytes {
-		bad("min_bytes", "%d is above max_bytes %d", c.MinBytes, c.MaxBytes)
+		bad("min_bytes", "%s is above max_bytes %s", registry.FormatSize(int64(c.MinBytes)), registry.FormatSize(int64(c.MaxBytes)))
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		bad("heartbeat_interval", "%s must be below session_timeout %s", c.HeartbeatInterval, c.SessionTimeout)
@@ -161,9 +110,6 @@ func (c *SourceConfig) validate() error {
 	// refused, so the next owner repeats what the drain wrote.
 	if c.DrainTimeout >= c.SessionTimeout {
 		bad("drain_timeout", "%s must be below session_timeout %s: no heartbeats are sent while revoked partitions drain, so a longer drain gets this member evicted and its final commit refused", c.DrainTimeout, c.SessionTimeout)
-	}
-	if c.PartitionWatchInterval < MinPartitionWatchInterval {
-		bad("partition_watch_interval", "%s is below %s", c.PartitionWatchInterval, MinPartitionWatchInterval)
 	}
 	return errors.Join(errs...)
 }
@@ -220,11 +166,14 @@ type Source struct {
 	checks        atomic.Int64 // completed topic checks, for tests
 }
 
-// NewSource validates cfg. It connects nowhere: Run does.
+// NewSource validates cfg, a complete config (see DefaultSourceConfig).
+// It connects nowhere: Run does.
 func NewSource(cfg SourceConfig) (*Source, error) {
-	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	sec, err := newSecurity(cfg.TLS, cfg.SASL)
 	if err != nil {
