@@ -9,21 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 )
 
-// Defaults of a plugin node.
-const (
-	DefaultBatchSize    = 1000
-	DefaultBatchBytes   = 4 << 20
-	DefaultWindow       = 4
-	DefaultTimeout      = 30 * time.Second
-	DefaultStartTimeout = 10 * time.Second
-)
-
-// Config is a plugin stage's configuration (the YAML fields of
-// `type: plugin`, resolved).
+// Config is a plugin stage's configuration. A pipeline file's `type:
+// plugin` node fills it through the declaration in spec.go; Go code sets
+// what it needs and leaves the rest zero (see withDefaults).
 type Config struct {
 	// Name labels logs and errors: the node id.
 	Name string
@@ -54,31 +47,31 @@ type Config struct {
 	Logger       *slog.Logger
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with the declared default in each field Go code
+// left unset: a number not above zero (every declared default of a number
+// here is of one that must be positive, or is zero itself), anything else
+// left zero. Name defaults to the executable's name, Logger to
+// slog.Default().
+func (c Config) withDefaults() Config {
+	def := reflect.ValueOf(defaultConfig())
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		unset := f.IsZero()
+		if f.CanInt() {
+			unset = f.Int() <= 0
+		}
+		if unset {
+			f.Set(def.Field(i))
+		}
+	}
 	if c.Name == "" {
 		c.Name = filepath.Base(c.Path)
-	}
-	if c.Instances < 1 {
-		c.Instances = 1
-	}
-	if c.BatchSize < 1 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.BatchBytes < 1 {
-		c.BatchBytes = DefaultBatchBytes
-	}
-	if c.Window < 1 {
-		c.Window = DefaultWindow
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.StartTimeout <= 0 {
-		c.StartTimeout = DefaultStartTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	return c
 }
 
 // maxMessage is the gRPC message limit both ends get: room for a full

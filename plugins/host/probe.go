@@ -18,8 +18,7 @@ type Info struct {
 // stops it. It is not configured and sees no record. An executable that
 // is not a sluice plugin fails the handshake (or start within timeout).
 func Probe(ctx context.Context, path string, timeout time.Duration, log *slog.Logger) (Info, error) {
-	cfg := Config{Path: path, StartTimeout: timeout, Logger: log}
-	cfg.setDefaults()
+	cfg := Config{Path: path, StartTimeout: timeout, Logger: log}.withDefaults()
 	l, err := newLauncher(&cfg)
 	if err != nil {
 		return Info{}, err

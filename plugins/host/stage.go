@@ -65,7 +65,7 @@ var (
 // process stays up for Run; Close stops it. A config the plugin refuses
 // comes back as a *ConfigError, a wrong checksum as a *ChecksumError.
 func New(ctx context.Context, cfg Config) (*Stage, error) {
-	cfg.setDefaults()
+	cfg = cfg.withDefaults()
 	l, err := newLauncher(&cfg)
 	if err != nil {
 		return nil, err
