@@ -350,6 +350,9 @@ func (e *Env) EvalTime(p *Program) (time.Time, error) {
 // with constant keys is written field by field, and a field that is
 // exactly value.x is copied from the input without decoding it.
 func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
+	if raw, ok := e.unchanged(p); ok {
+		return append(dst, raw...), nil
+	}
 	if p.object == nil {
 		v, err := e.begin(p)
 		if err != nil {
@@ -392,6 +395,16 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// unchanged returns the record's value when p is `value` alone and the
+// value is JSON in the form encoding it again would produce: the result
+// is those bytes, without decoding them.
+func (e *Env) unchanged(p *Program) ([]byte, bool) {
+	if p.variable != "value" || e.rec == nil || !canonical(e.rec.Value) {
+		return nil, false
+	}
+	return e.rec.Value, true
 }
 
 func (e *Env) span(name string) []byte {
@@ -452,6 +465,9 @@ func (e *TypeError) Error() string {
 // appended, when the result is nil. The map stage uses it for values,
 // keys and headers.
 func (e *Env) AppendBytes(dst []byte, p *Program) (_ []byte, ok bool, err error) {
+	if raw, ok := e.unchanged(p); ok {
+		return append(dst, raw...), true, nil
+	}
 	if p.object != nil {
 		dst, err = e.AppendJSON(dst, p)
 		return dst, err == nil, err
