@@ -113,25 +113,25 @@ func (c *canonScanner) str() ([]byte, bool) {
 		return nil, false
 	}
 	start := c.i + 1
-	end := bytes.IndexByte(c.b[start:], '"')
-	if end < 0 {
-		return nil, false
-	}
-	s := c.b[start : start+end]
-	ascii := true
-	for _, ch := range s {
-		if ch < 0x20 || ch == '\\' {
+	i := start
+	for {
+		if i = plainEnd(c.b, i); i >= len(c.b) {
 			return nil, false
 		}
-		if ch >= utf8.RuneSelf {
-			ascii = false
+		switch ch := c.b[i]; {
+		case ch == '"':
+			c.i = i + 1
+			return c.b[start:i], true
+		case ch < utf8.RuneSelf:
+			return nil, false // an escape or a control character
+		default:
+			r, size := utf8.DecodeRune(c.b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return nil, false // invalid UTF-8, written as U+FFFD
+			}
+			i += size
 		}
 	}
-	if !ascii && !utf8.Valid(s) {
-		return nil, false
-	}
-	c.i = start + end + 1
-	return s, true
 }
 
 func (c *canonScanner) word(w string) bool {

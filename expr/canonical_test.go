@@ -77,3 +77,21 @@ func TestValueUnchanged(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainEnd(t *testing.T) {
+	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789")
+	for pos := 0; pos < len(base); pos++ {
+		for _, c := range []byte{'"', '\\', 0x00, 0x1f, 0x80, 0xff} {
+			b := bytes.Clone(base)
+			b[pos] = c
+			for from := 0; from <= pos; from++ {
+				if got := plainEnd(b, from); got != pos {
+					t.Fatalf("plainEnd(%q, %d) = %d, want %d", b, from, got, pos)
+				}
+			}
+		}
+	}
+	if got := plainEnd(base, 0); got != len(base) {
+		t.Fatalf("plainEnd of plain text = %d, want %d", got, len(base))
+	}
+}

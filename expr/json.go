@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -221,8 +222,11 @@ func (s *scanner) rawString() ([]byte, error) {
 	start := i
 	i++
 	for i < len(b) {
+		if i = plainEnd(b, i); i >= len(b) {
+			break
+		}
 		c := b[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if c >= utf8.RuneSelf {
 			i++
 			continue
 		}
@@ -674,4 +678,28 @@ func hex4(b []byte) rune {
 		r = r<<4 | rune(unhex(c))
 	}
 	return r
+}
+
+// plainEnd returns the index of the first byte at or after i that a scan
+// of a JSON string must look at ('"', '\\', a control character or a
+// non-ASCII byte), or len(b). It tests eight bytes at a time: strings are
+// most of what a scan of a record reads.
+func plainEnd(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// A byte of q or bs is zero where x holds '"' or '\\'; subtracting
+		// 0x20 from every byte borrows into the high bit only where a byte
+		// is below 0x20; x's own high bits mark non-ASCII bytes.
+		if ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)|x)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return i
+		}
+	}
+	return len(b)
 }
