@@ -16,6 +16,15 @@ bench() { # pkg regex benchtime
 
 bench ./builtin 'Chain' "${n}x"
 bench ./builtin 'BackpressureRSS' 1x
+
+# Whole process, startup and drain included: `sluice run` of
+# scripts/bench/process.yaml (2M generated records, map, filter, discard).
+go build -o bin/sluice ./cmd/sluice
+process_records=${PROCESS_RECORDS:-2000000}
+for i in 1 2 3; do
+	t=$( { COUNT=$process_records /usr/bin/time -f '%e %M' bin/sluice run --log-level error scripts/bench/process.yaml >/dev/null; } 2>&1 | tail -1)
+	echo "BenchmarkProcess/sluice-run 1 0 ns/op $(awk -v n="$process_records" '{ printf "%.3f wall-s %.0f rec/s %.1f peakRSS-MB", $1, n/$1, $2/1024 }' <<<"$t")" | tee -a "$out" >&2
+done
 if [ -d plugins/host ]; then
 	# 'Plugin' matches BenchmarkPythonPlugin too, which needs the Python
 	# SDK's virtualenv (scripts/deps.sh makes it).
@@ -52,6 +61,8 @@ ratio "sluice vs go-streams (gen->map->filter->discard)" BenchmarkChain/sluice B
 ratio "sluice vs raw kafka-go (kafka->map->kafka)" BenchmarkKafkaPipeline/sluice BenchmarkKafkaPipeline/kafka-go
 for size in 100B 1024B; do
 	ratio "plugin vs naive go-plugin stream ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/naive"
+	ratio "plugin batch API vs naive batched stream ($size)" "BenchmarkPlugin/$size/plugin-batchapi" "BenchmarkPlugin/$size/naive-batched"
+	ratio "plugin vs naive batched stream ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/naive-batched"
 	ratio "plugin vs in-process stage ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/inprocess"
 done
 ratio "Python plugin process_batch vs Go plugin (100B)" BenchmarkPythonPlugin/100B/python-process_batch BenchmarkPythonPlugin/100B/go-plugin
