@@ -10,4 +10,13 @@
 // Delivery: every record a source emits belongs to an Ack. The Ack fires once
 // every record derived from it was written by every sink it reached, filtered
 // on purpose, or dead-lettered. Sources commit only on fired, successful Acks.
+//
+// The files, in the order a record meets them: record.go and ack.go (Record,
+// Batch, Ack); component.go (what a node implements); pipeline.go, node.go
+// and validate.go (building and checking the graph); execution.go (one Run:
+// wiring, drain, close); edge.go (bounded queues between nodes); workers.go
+// (dispatch, processor and sink workers, coalescing of sink writes);
+// outlet.go (Emit and Reject, the error policy at work); middleware.go,
+// policy.go and policy_use.go (retries, timeouts, error policies and where
+// they apply); stats.go (live counters).
 package flow

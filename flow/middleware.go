@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
@@ -152,7 +151,3 @@ func callAll(ctx context.Context, next ProcessFunc, in, orig []Record, out *Outp
 	}
 	return failed
 }
-
-// ErrDrainTimeout is wrapped by the error Run returns when the drain
-// deadline passed with records still in flight.
-var ErrDrainTimeout = errors.New("drain timeout")

@@ -1,117 +1,115 @@
 package flow
 
-import (
-	"context"
-	"fmt"
-	"strings"
+// Ordering says what parallel workers of one stage keep in order.
+type Ordering string
+
+// Orderings for Parallelism.
+const (
+	// OrderPartition keeps records of one source partition in order.
+	OrderPartition Ordering = "partition"
+	// OrderKey keeps records with the same key in order.
+	OrderKey Ordering = "key"
+	// OrderNone spreads whole batches round-robin; fastest, no order.
+	OrderNone Ordering = "none"
 )
 
-// Source produces batches. Run emits until ctx is cancelled (the pipeline is
-// draining: stop taking input and return promptly) or the input is
-// exhausted (return nil: a finite source ends the run once drained).
-// Every emitted batch must carry Acks (NewAck + NewBatch): that is how the
-// source learns its records are safe.
-type Source interface {
-	Run(ctx context.Context, out Emitter) error
+// node is one source, stage or sink of a Pipeline, as added: its
+// component and its options with defaults applied.
+type node struct {
+	id     string
+	kind   Kind
+	typ    string
+	source Source
+	stage  Stage
+	sink   Sink
+	// proc is the Processor of a stage added as a ProcessorStage: the
+	// engine runs it through the node's middleware itself.
+	proc        Processor
+	inputs      []string
+	buffer      int
+	parallelism int
+	ordering    Ordering
+	policy      *ErrorPolicy
+	mws         []Middleware
+	sinkBatch   int
+	stats       *NodeStats
 }
 
-// Stage consumes batches from in until it is closed and emits results. When
-// in is closed the stage must emit or settle everything it still holds and
-// return: that is the drain. ctx is cancelled only when the drain deadline
-// passed or the pipeline failed.
-//
-// With parallelism N the engine calls Run up to N times concurrently, each
-// with its own shard of the input: keep per-key state in Run's locals. The
-// first call starts with the pipeline; each other with the first batch
-// sharded to it, so a shard that never gets a batch never runs.
-// Most stages are a Processor wrapped by ProcessorStage.
-type Stage interface {
-	Run(ctx context.Context, in <-chan *Batch, out Emitter) error
+// NodeOption configures one node.
+type NodeOption func(*node)
+
+// Inputs names the nodes (sources or stages) feeding this stage or sink.
+func Inputs(ids ...string) NodeOption {
+	return func(n *node) { n.inputs = append(n.inputs, ids...) }
 }
 
-// Sink writes records. Write returns once the records are durable (flushed,
-// fsynced, acknowledged by the broker): only then does the engine settle
-// their batches. To fail only some records return a *WriteErrors.
-type Sink interface {
-	Write(ctx context.Context, records []Record) error
+// Buffer sets the capacity, in records, of this node's input edge.
+func Buffer(records int) NodeOption { return func(n *node) { n.buffer = records } }
+
+// Parallelism runs up to n workers of the node (at most MaxParallelism);
+// each starts with the first batch given to it. With OrderPartition or
+// OrderKey, records of one partition or key always go to the same worker.
+func Parallelism(n int, o Ordering) NodeOption {
+	return func(nd *node) { nd.parallelism, nd.ordering = n, o }
 }
 
-// Closer is an optional capability of any node. The engine calls Close once,
-// after the whole graph drained (sources: to commit; stages: to stop
-// plugins; sinks: to flush and close), within the drain deadline.
-type Closer interface {
-	Close(ctx context.Context) error
+// OnError sets the node's error policy.
+func OnError(pol ErrorPolicy) NodeOption {
+	return func(n *node) { p := pol; n.policy = &p }
 }
 
-// Readier is an optional capability: a node that can be not ready (a
-// source not yet connected, a plugin in a crash loop) says why. /readyz
-// reports the pipeline ready when every Readier returns nil.
-type Readier interface {
-	Ready() error
+// Use adds middleware around the node's processor or sink writes, inside
+// the engine's own recover, timeout and retry.
+func Use(mws ...Middleware) NodeOption { return func(n *node) { n.mws = append(n.mws, mws...) } }
+
+// Type labels the node with its component type for graphs and metrics.
+func Type(t string) NodeOption { return func(n *node) { n.typ = t } }
+
+// SinkBatch caps how many queued records a sink gets in one Write.
+func SinkBatch(records int) NodeOption { return func(n *node) { n.sinkBatch = records } }
+
+// NodeSettings are the engine settings in effect for one node: its
+// options once defaults are applied and whatever would have no effect on
+// it is dropped. Two nodes with equal NodeSettings (and equal components)
+// run the same way.
+type NodeSettings struct {
+	Kind Kind
+	// Buffer is the capacity of the node's input edge (0 for a source).
+	Buffer int
+	// Parallelism is the number of workers (1 for a source).
+	Parallelism int
+	// Ordering is what parallel workers keep in order; "" with one
+	// worker, which keeps every order.
+	Ordering Ordering
+	// Policy is the part of the node's ErrorPolicy that acts on it.
+	Policy ErrorPolicy
+	// Middleware counts the node's own middleware (Use); it wraps only
+	// processors and sinks.
+	Middleware int
 }
 
-// Emitter passes batches downstream.
-type Emitter interface {
-	// Emit takes ownership of b and blocks while downstream edges are full
-	// (backpressure). On error (ctx done, pipeline failed) b was settled.
-	Emit(ctx context.Context, b *Batch) error
-	// Reject hands failed records, derived from the batch from, to the
-	// node's error policy (skip, dead-letter or fail). from stays owned by
-	// the caller.
-	Reject(ctx context.Context, from *Batch, failed []RecordError) error
-}
-
-// Processor is the per-batch function most stages are: map, filter, plugin
-// calls. It must be safe for concurrent use (parallelism runs it from
-// several goroutines).
-//
-// Process appends results to out.Records and per-record failures to
-// out.Errors; one bad record never fails its batch. Returning an error fails
-// every record of in. Process may reuse in's backing array for out.Records
-// (writing at positions it has already read): in is not read again.
-type Processor interface {
-	Process(ctx context.Context, in []Record, out *Output) error
-}
-
-// ProcessFunc adapts a function to Processor.
-type ProcessFunc func(ctx context.Context, in []Record, out *Output) error
-
-// Process calls f.
-func (f ProcessFunc) Process(ctx context.Context, in []Record, out *Output) error {
-	return f(ctx, in, out)
-}
-
-// Output collects what a Processor produced from one batch.
-type Output struct {
-	Records []Record
-	Errors  []RecordError
-}
-
-// Reset empties o, keeping its capacity.
-func (o *Output) Reset() {
-	o.Records = o.Records[:0]
-	o.Errors = o.Errors[:0]
-}
-
-// RecordError is one record that failed, as it was before processing.
-type RecordError struct {
-	Record   Record
-	Err      error
-	Attempts int
-}
-
-// WriteErrors is returned by a Sink that wrote some records but not others.
-// Index refers to the slice passed to Write.
-type WriteErrors struct {
-	Failed map[int]error
-}
-
-func (e *WriteErrors) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d records failed", len(e.Failed))
-	for _, err := range e.Failed {
-		fmt.Fprintf(&b, ", e.g. %v", err)
-		break
+// Settings returns the settings in effect for the node id.
+func (p *Pipeline) Settings(id string) (NodeSettings, bool) {
+	n, ok := p.byID[id]
+	if !ok {
+		return NodeSettings{}, false
 	}
-	return b.String()
+	s := NodeSettings{Kind: n.kind, Parallelism: 1}
+	if n.kind == KindSource {
+		return s, true
+	}
+	s.Buffer = n.buffer
+	if s.Buffer <= 0 {
+		s.Buffer = p.buffer
+	}
+	s.Parallelism = n.parallelism
+	if s.Parallelism > 1 {
+		s.Ordering = n.ordering
+	}
+	use := p.policyUse(n)
+	s.Policy = use.Effective(p.policyOf(n))
+	if use.Calls {
+		s.Middleware = len(n.mws)
+	}
+	return s, true
 }

@@ -13,9 +13,10 @@ import (
 // Retries, Backoff and Timeout never reach it, and a stage that never
 // calls Reject (batch, throttle) has no use for a policy at all.
 //
-// The rules below mirror that wiring (outlet.chain is called only by
-// ProcessorStage and the sink runner); validation refuses a policy setting
-// that would be ignored, so what a user writes is what runs.
+// The rules below mirror that wiring (nodeRun.chain wraps only the
+// Processor of a ProcessorStage and a sink's writes); validation refuses a
+// policy setting that would be ignored, so what a user writes is what
+// runs.
 
 // PolicyUse says which parts of its ErrorPolicy act on a node.
 type PolicyUse struct {
@@ -43,7 +44,7 @@ func PolicyUseOf(k Kind, c any) PolicyUse {
 		return PolicyUse{Reject: true, Calls: true}
 	}
 	switch s := c.(type) {
-	case processorStage, closingProcessorStage:
+	case processorOf:
 		return PolicyUse{Reject: true, Calls: true}
 	case Rejecter:
 		return PolicyUse{Reject: s.RejectsRecords()}
@@ -144,52 +145,6 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// NodeSettings are the engine settings in effect for one node: its
-// options once defaults are applied and whatever would have no effect on
-// it is dropped. Two nodes with equal NodeSettings (and equal components)
-// run the same way.
-type NodeSettings struct {
-	Kind Kind
-	// Buffer is the capacity of the node's input edge (0 for a source).
-	Buffer int
-	// Parallelism is the number of workers (1 for a source).
-	Parallelism int
-	// Ordering is what parallel workers keep in order; "" with one
-	// worker, which keeps every order.
-	Ordering Ordering
-	// Policy is the part of the node's ErrorPolicy that acts on it.
-	Policy ErrorPolicy
-	// Middleware counts the node's own middleware (Use); it wraps only
-	// processors and sinks.
-	Middleware int
-}
-
-// Settings returns the settings in effect for the node id.
-func (p *Pipeline) Settings(id string) (NodeSettings, bool) {
-	n, ok := p.byID[id]
-	if !ok {
-		return NodeSettings{}, false
-	}
-	s := NodeSettings{Kind: n.kind, Parallelism: 1}
-	if n.kind == KindSource {
-		return s, true
-	}
-	s.Buffer = n.buffer
-	if s.Buffer <= 0 {
-		s.Buffer = p.buffer
-	}
-	s.Parallelism = n.parallelism
-	if s.Parallelism > 1 {
-		s.Ordering = n.ordering
-	}
-	use := p.policyUse(n)
-	s.Policy = use.Effective(p.policyOf(n))
-	if use.Calls {
-		s.Middleware = len(n.mws)
-	}
-	return s, true
 }
 
 // PolicyUse returns what the node id makes of its ErrorPolicy.
