@@ -16,54 +16,7 @@ import (
 	"github.com/sluicedev/sluice/registry"
 )
 
-// Build makes every node of f through its registry Spec and wires the
-// pipeline. The error is Errors: Build failures (pointed at the field a
-// registry.FieldError names) and every problem of the graph, found with
-// placeholders standing in for nodes that could not be built. On error,
-// whatever was built is closed. opts are applied after the file's settings
-// (the host's additions, such as flow.WithObserver).
-func Build(f *File, env *registry.Env, opts ...flow.Option) (*flow.Pipeline, error) {
-	return BuildReplacing(f, env, nil, opts...)
-}
-
-// Replacer returns the component (a flow.Source, flow.Stage or flow.Sink
-// of the node's kind) to use for node n instead of building it from its
-// Spec, or nil to build it as configured.
-type Replacer func(n Node) any
-
-// BuildReplacing is Build with the components replace returns standing in
-// for the configured ones. A replaced node is still checked against its
-// Spec and keeps its inputs, buffer, parallelism and error policy; only
-// its Spec's Build is not run. `sluice test` swaps sources and sinks for
-// in-memory ones this way, keeping the stages as configured.
-func BuildReplacing(f *File, env *registry.Env, replace Replacer, opts ...flow.Option) (*flow.Pipeline, error) {
-	if f == nil {
-		return nil, Errors{{Msg: "config: Build needs a File"}}
-	}
-	b := newBuilder(f, env)
-	b.extra = opts
-	b.replace = replace
-	p := b.build()
-	if len(b.errs) > 0 {
-		b.errs = append(b.errs, b.closeAll()...)
-		return nil, b.errs.err()
-	}
-	return p, nil
-}
-
-// Check loads and builds the file at path, reporting every problem, then
-// closes whatever was built: what `sluice validate` runs.
-func Check(path string, opts Options, env *registry.Env) error {
-	f, err := Load(path, opts)
-	if f == nil {
-		return err
-	}
-	b := newBuilder(f, env)
-	b.build()
-	return append(b.errs, b.closeAll()...).err()
-}
-
-// builder holds one Build's state.
+// builder holds the state of one build: Compile's, or Build's.
 type builder struct {
 	f        *File
 	env      registry.Env
@@ -103,6 +56,8 @@ func newBuilder(f *File, env *registry.Env) *builder {
 	if b.env.Logger == nil {
 		b.env.Logger = slog.Default()
 	}
+	// The one place the base directory is worked out: relative paths in
+	// the config resolve against the file's directory.
 	b.env.BaseDir = filepath.Dir(f.Path)
 	if abs, err := filepath.Abs(b.env.BaseDir); err == nil {
 		b.env.BaseDir = abs
@@ -119,7 +74,9 @@ func newBuilder(f *File, env *registry.Env) *builder {
 	return b
 }
 
-func (b *builder) build() *flow.Pipeline {
+// build makes each node (when components is set; else every node is a
+// placeholder), wires the pipeline and checks its graph.
+func (b *builder) build(components bool) *flow.Pipeline {
 	s := b.settings
 	defaultPol := policy(s.Object("on_error").Values)
 	opts := []flow.Option{flow.WithLogger(b.env.Logger), flow.WithErrorPolicy(defaultPol)}
@@ -142,9 +99,13 @@ func (b *builder) build() *flow.Pipeline {
 
 		var comp any
 		if !b.f.notMapping[bn.at.key()] {
-			before := len(b.errs)
-			bn.conf = b.check.node(n.Kind, bn.at, n.Values)
-			if bn.conf.known && len(b.errs) == before {
+			if n.checked == nil { // a Node not made by Load
+				before := len(b.errs)
+				nc := b.check.node(n.Kind, bn.at, n.Values)
+				n.checked, n.clean = &nc, len(b.errs) == before
+			}
+			bn.conf = *n.checked
+			if components && bn.conf.known && n.clean {
 				comp = b.component(bn)
 			}
 		}

@@ -18,6 +18,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// check compiles the file at path and closes what was built, as `sluice
+// validate` does.
+func check(path string, opts Options, env *registry.Env) error {
+	c, err := Compile(path, opts, env)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 // lines splits an error into its messages.
 func lines(err error) []string {
 	if err == nil {
@@ -45,7 +55,7 @@ func TestGoodFiles(t *testing.T) {
 			if got, want := len(p.Nodes()), len(f.Nodes); got != want {
 				t.Errorf("pipeline has %d nodes, file %d", got, want)
 			}
-			if err := Check(file, Options{}, nil); err != nil {
+			if err := check(file, Options{}, nil); err != nil {
 				t.Errorf("Check: %v", err)
 			}
 		})
@@ -90,7 +100,7 @@ var badFiles = map[string][]string{
 		`wrong_type.yaml:29:10: sinks.out.max: invalid size "12 parsecs": unknown unit "parsecs" (want B, KB, KiB, MB, MiB, GB, GiB)`,
 	},
 	"unknown_type.yaml": {
-		`unknown_type.yaml:5:5: sources.numbers: unknown key "whatever" (did you mean "rate"?)`,
+		`unknown_type.yaml:5:5: sources.numbers: unknown key "whatever" (valid keys: count, extra, labels, rate, tags, tls, type)`,
 		`unknown_type.yaml:8:11: stages.shout.type: unknown stage type "test_uper" (did you mean "test_upper"?)`,
 		`unknown_type.yaml:13:11: sinks.out.type: unknown sink type "kafka_producer_of_doom" (known sink types: test_sink)`,
 	},
@@ -166,7 +176,7 @@ var badFiles = map[string][]string{
 		`sections_list.yaml: pipeline has no source`,
 	},
 	"source_inputs.yaml": {
-		`source_inputs.yaml:2:29: sources.numbers: unknown key "inputs"`,
+		`source_inputs.yaml:2:29: sources.numbers: unknown key "inputs" (valid keys: count, extra, labels, rate, tags, tls, type)`,
 	},
 	"no_source.yaml": {
 		`no_source.yaml:1:7: name: must not be empty`,
@@ -222,7 +232,7 @@ func TestBadFiles(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			resetFakes()
-			err := Check(file, Options{}, nil)
+			err := check(file, Options{}, nil)
 			var errs Errors
 			if !errors.As(err, &errs) {
 				t.Fatalf("Check returned %T %v, want Errors", err, err)
@@ -319,7 +329,7 @@ func TestErrorPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBuilder(f, nil)
-	b.build()
+	b.build(true)
 	if len(b.errs) > 0 {
 		t.Fatal(b.errs)
 	}
@@ -445,7 +455,7 @@ func TestSetFlags(t *testing.T) {
 		{"stages.shout.inputs=[numbers, nope]", `--set stages.shout.inputs: stages.shout.inputs: input "nope" does not exist (did you mean "out"?)`},
 		{"stages.shout.ordering=sideways", `--set stages.shout.ordering: stages.shout.ordering: want one of partition, key, none; got "sideways"`},
 	} {
-		err := Check(path, Options{Sets: []string{tc.set}}, nil)
+		err := check(path, Options{Sets: []string{tc.set}}, nil)
 		if !slices.Contains(lines(err), tc.want) {
 			t.Errorf("--set %s: got\n%v\nwant a line %s", tc.set, err, tc.want)
 		}
@@ -544,7 +554,7 @@ func TestBuildRuns(t *testing.T) {
 
 func TestCheckClosesWhatItBuilt(t *testing.T) {
 	resetFakes()
-	if err := Check("testdata/good/full.yaml", Options{}, nil); err != nil {
+	if err := check("testdata/good/full.yaml", Options{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if o, c := opened.Load(), closed.Load(); o != 6 || c != o {
@@ -589,7 +599,7 @@ sinks:
     <<: *base
     max: lots
 `)
-	got := lines(Check(path, Options{}, nil))
+	got := lines(check(path, Options{}, nil))
 	want := []string{
 		path + ":9:12: sinks.copy.flush: want a duration such as 250ms, 5s or 1m30s; got \"soon\"",
 		path + ":9:12: sinks.out.flush: want a duration such as 250ms, 5s or 1m30s; got \"soon\"",
@@ -663,7 +673,7 @@ sinks:
   out: {type: test_sink, inputs: [nil], path: out.txt}
 `)
 	want := []string{path + ":5:3: stages.nil: no upper today"}
-	if got := lines(Check(path, Options{}, nil)); !slices.Equal(got, want) {
+	if got := lines(check(path, Options{}, nil)); !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

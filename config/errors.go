@@ -75,8 +75,8 @@ func (es *Errors) add(pos Pos, format string, args ...any) {
 }
 
 // normalize sorts by position and drops exact repeats: the same problem can
-// be found twice (an anchor expanded by two aliases; Load's and Build's
-// checks of the same node), and is worth reading once.
+// be found twice (an anchor expanded by two aliases), and is worth reading
+// once.
 func (es Errors) normalize() Errors {
 	out := slices.Clone(es)
 	slices.SortStableFunc(out, compareErrors)

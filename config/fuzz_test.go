@@ -46,7 +46,7 @@ func edgeSet(data []byte, set string) string {
 }
 
 // FuzzLoad feeds arbitrary bytes, and an arbitrary --set flag and
-// environment override, through Load and Build: whatever the input, the
+// environment override, through Compile: whatever the input, the
 // answer is a File or a list of positioned errors, never a panic or a hang.
 // Each input is tried again with a number at the edge of its range in a
 // numeric field; and whatever validation accepts must also run: a value
@@ -108,37 +108,33 @@ func FuzzLoad(f *testing.F) {
 
 func loadBuildRun(t *testing.T, data []byte, opts Options) {
 	t.Helper()
-	file, err := load("fuzz.yaml", data, opts)
+	c, err := compile("fuzz.yaml", data, opts, nil)
 	checkErrors(t, err)
-	if file == nil {
-		if err == nil {
-			t.Fatal("no File and no error")
-		}
-		return
-	}
-	b := newBuilder(file, nil)
-	p := b.build()
-	checkErrors(t, b.errs.err())
-	for _, e := range b.errs {
-		// A Build that panicked is reported, not fatal; but only the fake
-		// made to panic may.
-		if strings.Contains(e.Msg, "panicked") && !strings.Contains(e.Msg, `"test_panic"`) {
-			t.Fatalf("a Build panicked: %s", e)
+	var errs Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			// A Build that panicked is reported, not fatal; but only the
+			// fake made to panic may.
+			if strings.Contains(e.Msg, "panicked") && !strings.Contains(e.Msg, `"test_panic"`) {
+				t.Fatalf("a Build panicked: %s", e)
+			}
 		}
 	}
-	if len(b.errs) > 0 {
-		checkErrors(t, b.closeAll().err())
+	if err != nil {
 		return
+	}
+	if c == nil || c.Pipeline == nil {
+		t.Fatal("no pipeline and no error")
 	}
 	// Accepted: it must run. A cancelled context drains at once; the fakes
 	// stop when asked. Only a drain slower than a small drain_timeout on a
 	// busy machine may fail it.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.Run(ctx); err != nil && !errors.Is(err, flow.ErrDrainTimeout) {
+	if err := c.Pipeline.Run(ctx); err != nil && !errors.Is(err, flow.ErrDrainTimeout) {
 		t.Fatalf("validation accepted %v, and Run failed: %v", opts.Sets, err)
 	}
-	checkErrors(t, b.closeAll().err())
+	checkErrors(t, c.Close())
 }
 
 func checkErrors(t *testing.T, err error) {

@@ -22,7 +22,7 @@ sinks:
   out: {type: test_sink, inputs: [quiet], path: p, on_error: {timeout: 25h}, parallelism: -1}
 `)
 	resetFakes()
-	err := Check(path, Options{}, nil)
+	err := check(path, Options{}, nil)
 	want := []string{
 		path + `:2:11: settings.buffer: must be between 1 and 1048576, got 4611686018427387904`,
 		path + `:3:18: settings.drain_timeout: must be between 100ms and 1h, got 2h`,
@@ -59,7 +59,7 @@ sinks:
   out: {type: test_sink, inputs: [shout], path: p, parallelism: 1}
 `)
 	resetFakes()
-	if err := Check(path, Options{}, nil); err != nil {
+	if err := check(path, Options{}, nil); err != nil {
 		t.Fatal(err)
 	}
 }

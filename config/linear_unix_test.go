@@ -33,7 +33,7 @@ func checkCPU(t *testing.T, n, runs int) time.Duration {
 	best := time.Duration(1 << 62)
 	for range runs {
 		start := cpuTime(t)
-		err := Check(path, Options{}, nil)
+		err := check(path, Options{}, nil)
 		best = min(best, cpuTime(t)-start)
 		if got := len(lines(err)); got != 2*n { // does not exist; not reachable
 			t.Fatalf("%d stages: %d errors, want %d", n, got, 2*n)

@@ -1,5 +1,7 @@
-// Package config loads a pipeline YAML file, checks it against the
-// registry's field declarations and builds a flow.Pipeline from it.
+// Package config compiles a pipeline YAML file into a flow.Pipeline: one
+// call to Compile reads the file, layers the overrides, checks every value
+// against the registry's field declarations, builds the nodes and checks
+// the graph, reporting every problem at once.
 //
 // A pipeline file has a name, settings, and sources, stages and sinks, each
 // a mapping from node id to node:
@@ -14,10 +16,13 @@
 //	  out: {type: stdout, inputs: [even]}
 //
 // Scalars may use ${VAR} and ${VAR:-default} (defaults nest:
-// ${A:-${B:-x}}); $${ is a literal ${. A variable's value is text, put in
-// after the file is parsed: it cannot change the file's structure or turn
-// a value into null, and a field that wants a number, a boolean or a
-// duration reads the text as one.
+// ${A:-${B:-x}}); $${ is a literal ${. A reference stands wherever a
+// value can, in block or flow style, quoted or not ({count: ${N:-3}});
+// its text is part of the scalar, whatever YAML would make of "{", "," or
+// "#" in it. A variable's value is text, put in after the file is parsed:
+// it cannot change the file's structure or turn a value into null, and a
+// field that wants a number, a boolean, a duration or a size reads the
+// text as one.
 // Environment variables SLUICE_NAME, SLUICE_SETTINGS__*, SLUICE_SOURCES__*,
 // SLUICE_STAGES__* and SLUICE_SINKS__* override the file ("__" nests:
 // SLUICE_STAGES__EVEN__EXPR sets stages.even.expr), and --set flags
@@ -44,18 +49,6 @@ import (
 // an unbounded file (a log passed by mistake, /dev/zero) would not end.
 const MaxFileSize = 10 << 20
 
-// Options are the overrides layered over the file.
-type Options struct {
-	// Sets are "--set path=value" flags, applied last, in order. The value
-	// is text, read as the field's type wants (settings.buffer=10 is a
-	// number); a flow list or mapping is YAML: inputs=[a,b] is a list.
-	Sets []string
-	// Environ is the environment as os.Environ returns it. It supplies
-	// ${VAR} interpolation and the SLUICE_ overrides; nil means an empty
-	// environment, so pass os.Environ() explicitly.
-	Environ []string
-}
-
 // Node is one source, stage or sink as configured.
 type Node struct {
 	ID     string
@@ -65,7 +58,19 @@ type Node struct {
 	// Values are the node's keys as written, after overrides, before type
 	// checks and defaults.
 	Values map[string]any
+	// Config holds the node's keys checked against the declarations of
+	// its kind and type, typed, with defaults filled in: what its Spec's
+	// Build is given, plus the keys common to its kind (inputs, buffer,
+	// on_error, ...). A key whose value was refused is left out, and so
+	// is every key of a type that is not registered. Read it through the
+	// getters (Config.Strings("topics")).
+	Config *registry.Conf
 	Pos    Pos
+
+	// checked is the result of the checks behind Config; clean reports
+	// that they found no problem, so the node may be built.
+	checked *nodeConf
+	clean   bool
 }
 
 // File is a loaded pipeline file.
@@ -87,18 +92,6 @@ type File struct {
 	// notMapping are the nodes (by path.key()) written as something other
 	// than a mapping: reported once, then checked no further.
 	notMapping map[string]bool
-}
-
-// Load reads, interpolates, layers and checks a pipeline file. The error
-// is Errors, listing every problem found. Unless the file could not be
-// read or parsed, the File is returned as well, so that Build can add the
-// problems of the graph.
-func Load(path string, opts Options) (*File, error) {
-	data, err := readFile(path)
-	if err != nil {
-		return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
-	}
-	return load(path, data, opts)
 }
 
 func readFile(path string) ([]byte, error) {
@@ -180,6 +173,7 @@ func (c *checker) file(f *File, top map[string]any) {
 			at := p.child(id)
 			n := Node{ID: id, Kind: sec.kind, Pos: c.src.pos(at, true)}
 			n.Values = c.mapping(v, at, "")
+			n.Config = &registry.Conf{ID: id, Kind: sec.kind.String(), Values: map[string]any{}}
 			if !validID(id) {
 				c.errs.add(n.Pos, "%s: invalid %s id %s: use letters, digits, _ and -", sec.name, sec.kind, clip(id))
 			}
@@ -188,9 +182,12 @@ func (c *checker) file(f *File, top map[string]any) {
 				all = append(all, n)
 				continue
 			}
+			before := len(*c.errs)
 			nc := c.node(sec.kind, at, n.Values)
+			n.checked, n.clean = &nc, len(*c.errs) == before
 			n.Type = nc.typ
 			n.Inputs, _ = nc.values["inputs"].([]string)
+			n.Config.Type, n.Config.Values = nc.typ, nc.values
 			all = append(all, n)
 		}
 	}

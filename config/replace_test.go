@@ -10,15 +10,11 @@ import (
 	"github.com/sluicedev/sluice/flow"
 )
 
-func TestBuildReplacingSwapsOnlyWhatItReturns(t *testing.T) {
+func TestReplaceSwapsOnlyWhatItReturns(t *testing.T) {
 	resetFakes()
-	f, err := Load("testdata/good/fanout.yaml", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	swapped := map[string]*memSink{"k1": {}}
 	var asked []string
-	p, err := BuildReplacing(f, nil, func(n Node) any {
+	c, err := Compile("testdata/good/fanout.yaml", Options{Replace: func(n Node) any {
 		asked = append(asked, n.ID)
 		switch {
 		case n.Kind == flow.KindSource && n.ID == "a":
@@ -27,10 +23,11 @@ func TestBuildReplacingSwapsOnlyWhatItReturns(t *testing.T) {
 			return swapped[n.ID]
 		}
 		return nil
-	})
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := c.Pipeline
 	if want := []string{"a", "b", "s1", "k1", "k2"}; !slices.Equal(asked, want) {
 		t.Errorf("asked for %v, want %v", asked, want)
 	}
@@ -51,18 +48,14 @@ func TestBuildReplacingSwapsOnlyWhatItReturns(t *testing.T) {
 	}
 }
 
-func TestBuildReplacingRefusesTheWrongKind(t *testing.T) {
+func TestReplaceRefusesTheWrongKind(t *testing.T) {
 	resetFakes()
-	f, err := Load("testdata/good/fanout.yaml", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = BuildReplacing(f, nil, func(n Node) any {
+	_, err := Compile("testdata/good/fanout.yaml", Options{Replace: func(n Node) any {
 		if n.ID == "k1" {
 			return &gen{id: "k1"} // a source where a sink belongs
 		}
 		return nil
-	})
+	}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "sinks.k1: sink type \"test_sink\" built a *config.gen, which is not a flow.Sink") {
 		t.Fatalf("want a wrong-kind error for k1, got %v", err)
 	}

@@ -26,8 +26,31 @@ const (
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// parse reads the single YAML document of data into s.root.
-func (s *source) parse(data []byte) (errs Errors) {
+// parse reads the single YAML document of data into s.root, with its
+// ${...} references masked (see maskRefs) so that YAML reads each as part
+// of a scalar wherever it stands. Unmasked, the file may parse where the
+// masks could not be read back, or not at all: when neither parses, the
+// error reported is the one further into the file, as the other may be
+// what the masks fix, or what they took apart.
+func (s *source) parse(data []byte) Errors {
+	masked, refs := maskRefs(data)
+	if refs == nil {
+		return s.parseYAML(data)
+	}
+	maskedErrs := s.parseYAML(masked)
+	if len(maskedErrs) == 0 && unmask(s.root, refs) {
+		return nil
+	}
+	errs := s.parseYAML(data)
+	if len(errs) > 0 && len(maskedErrs) > 0 && comparePos(maskedErrs[0].Pos, errs[0].Pos) >= 0 {
+		return maskedErrs
+	}
+	return errs
+}
+
+// parseYAML reads the single YAML document of data into s.root.
+func (s *source) parseYAML(data []byte) (errs Errors) {
+	s.root = nil
 	defer func() {
 		// yaml.v3 reports its own errors by panicking and recovering; a
 		// panic that escapes it is a bug in the parser, which must not take

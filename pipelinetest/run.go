@@ -39,15 +39,14 @@ func (s *Suite) Run(ctx context.Context, env *registry.Env) (*Report, error) {
 
 func (s *Suite) runCase(ctx context.Context, c *Case, env *registry.Env) (Result, error) {
 	res := Result{Name: c.Name, Pos: c.Pos}
-	f, err := config.Load(s.Pipeline, c.opts)
-	if err != nil {
-		return res, c.relocate(err)
-	}
 	h := newHarness(c)
-	p, err := config.BuildReplacing(f, env, h.replace)
+	opts := c.opts
+	opts.Replace = h.replace
+	compiled, err := config.Compile(s.Pipeline, opts, env)
 	if err != nil {
 		return res, c.relocate(err)
 	}
+	p := compiled.Pipeline
 	runCtx, cancel := context.WithTimeout(ctx, s.Timeout)
 	runErr := p.Run(runCtx)
 	timedOut := errors.Is(runCtx.Err(), context.DeadlineExceeded)

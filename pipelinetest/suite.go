@@ -436,19 +436,21 @@ func (r *reader) integer(n *yaml.Node, what string, lo, hi int64) (int64, bool) 
 	return v, true
 }
 
-// checkAgainstPipeline loads the pipeline as each case will and checks the
-// case's source and sink ids against it.
+// checkAgainstPipeline checks the pipeline as each case will compile it,
+// without building it, and the case's source and sink ids against it.
 func (s *Suite) checkAgainstPipeline(r *reader) {
 	for _, c := range s.Cases {
-		f, err := config.Load(s.Pipeline, c.opts)
+		opts := c.opts
+		opts.CheckOnly = true
+		compiled, err := config.Compile(s.Pipeline, opts, nil)
 		if err != nil {
 			r.errs = append(r.errs, c.relocate(err)...)
 		}
-		if f == nil {
+		if compiled == nil {
 			continue
 		}
 		var sources, sinks []string
-		for _, n := range f.Nodes {
+		for _, n := range compiled.File.Nodes {
 			switch n.Kind {
 			case flow.KindSource:
 				sources = append(sources, n.ID)

@@ -37,11 +37,13 @@ letters dashed. With -o FILE.svg and Graphviz's dot on PATH it renders SVG.`,
 			if render == nil {
 				return usageErrorf("--format %q: want dot or mermaid", format)
 			}
-			f, err := config.Load(args[0], config.Options{Sets: sets, Environ: os.Environ()})
+			// Checked as validate would, but nothing is built: no plugin
+			// is started, nothing connects.
+			compiled, err := config.Compile(args[0], config.Options{Sets: sets, Environ: os.Environ(), CheckOnly: true}, nil)
 			if err != nil {
 				return err
 			}
-			text := render(f)
+			text := render(compiled.File)
 			return writeGraph(cmd.Context(), cmd.OutOrStdout(), output, format, text)
 		},
 	}
@@ -150,8 +152,8 @@ func renderMermaid(f *config.File) string {
 		fmt.Fprintf(&b, "  %s%s%s%s\n", alias[n.ID], open, label, close)
 	}
 	for _, n := range f.Nodes {
-		// An unknown id is Load's error to report; here it is left out so
-		// the chart stays valid.
+		// An unknown id is a problem Compile reports; were one to get
+		// here, it is left out so the chart stays valid.
 		for _, in := range n.Inputs {
 			if a, ok := alias[in]; ok {
 				fmt.Fprintf(&b, "  %s --> %s\n", a, alias[n.ID])

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -91,5 +92,36 @@ func TestMermaidEscapesLabels(t *testing.T) {
 	f := &config.File{Nodes: []config.Node{{ID: `a"<b>`, Kind: flow.KindSource, Type: "t"}}}
 	if got := renderMermaid(f); !strings.Contains(got, `n0(["a#quot;#lt;b#gt;<br/>(t)"])`) {
 		t.Fatalf("label not escaped: %s", got)
+	}
+}
+
+// graph compiles the file as validate does, but builds nothing: a plugin
+// that validate would start (here one that does not exist) is drawn, not
+// run; a problem of the graph is still an error at its position.
+func TestGraphChecksButBuildsNothing(t *testing.T) {
+	path := writePipeline(t, `
+sources:
+  gen: {type: generate, count: ${N:-3}}
+stages:
+  enrich: {type: plugin, plugin: no-such-plugin, inputs: [gen]}
+sinks:
+  out: {type: discard, inputs: [enrich]}
+`)
+	var out, errOut bytes.Buffer
+	if code := execute(context.Background(), []string{"graph", path}, &out, &errOut); code != 0 {
+		t.Fatalf("graph: exit %d, stderr %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), `"enrich" [label="enrich\n(plugin)"`) {
+		t.Errorf("graph drew:\n%s", out.String())
+	}
+	errOut.Reset()
+	if code := execute(context.Background(), []string{"validate", "--plugins-dir", t.TempDir(), path}, &out, &errOut); code != 2 {
+		t.Errorf("validate of a missing plugin: exit %d, stderr %s", code, errOut.String())
+	}
+
+	errOut.Reset()
+	code := execute(context.Background(), []string{"graph", "--set", "sinks.out.inputs=[enrich, gne]", path}, &out, &errOut)
+	if want := `--set sinks.out.inputs: sinks.out.inputs: input "gne" does not exist (did you mean "gen"?)`; code != 2 || !strings.Contains(errOut.String(), want) {
+		t.Errorf("graph of a dangling input: exit %d, stderr %q; want 2 and %q", code, errOut.String(), want)
 	}
 }

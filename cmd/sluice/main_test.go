@@ -164,12 +164,23 @@ func TestPluginsDirPrecedence(t *testing.T) {
 }
 
 func TestKafkaTopics(t *testing.T) {
-	f := &config.File{Nodes: []config.Node{
-		{Type: "kafka", Values: map[string]any{"topics": []any{"b", "a"}}},
-		{Type: "kafka", Values: map[string]any{"topic": "a"}},
-		{Type: "generate", Values: map[string]any{"topic": "not-kafka"}},
-	}}
-	if got := fmt.Sprint(kafkaTopics(f)); got != "[a b]" {
+	// Read from the checked config: a --set override counts, a sink with
+	// topic_expr names none, and only Kafka nodes are asked.
+	path := writePipeline(t, `
+sources:
+  in: {type: kafka, brokers: [b:9092], topics: [b, a], group: g}
+  gen: {type: generate}
+stages:
+  tag: {type: map, inputs: [in, gen], key: '"not-kafka"'}
+sinks:
+  out: {type: kafka, brokers: [b:9092], inputs: [tag], topic: x}
+  each: {type: kafka, brokers: [b:9092], inputs: [tag], topic_expr: 'value.topic'}
+`)
+	c, err := config.Compile(path, config.Options{Sets: []string{"sinks.out.topic=a"}, CheckOnly: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(kafkaTopics(c.File)); got != "[a b]" {
 		t.Fatalf("topics %s, want [a b]", got)
 	}
 }

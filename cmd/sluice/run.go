@@ -82,13 +82,11 @@ func pluginsDir(flag string, getenv func(string) string) string {
 	return "plugins.d"
 }
 
-func newEnv(ctx context.Context, path, plugins string, log *slog.Logger) *registry.Env {
-	base := filepath.Dir(path)
-	if abs, err := filepath.Abs(base); err == nil {
-		base = abs
-	}
+// newEnv is what every Build is given. Compile sets its BaseDir (the
+// pipeline file's directory).
+func newEnv(ctx context.Context, plugins string, log *slog.Logger) *registry.Env {
 	// Like PATH: several directories separated by the OS list separator.
-	return &registry.Env{Context: ctx, Logger: log, PluginDirs: filepath.SplitList(plugins), BaseDir: base}
+	return &registry.Env{Context: ctx, Logger: log, PluginDirs: filepath.SplitList(plugins)}
 }
 
 func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer) (err error) {
@@ -131,58 +129,61 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 	stopSignals := watchSignals(sigs, cancel, func() { os.Exit(exitRuntime) }, direct)
 	defer stopSignals()
 
-	opts := config.Options{Sets: fl.sets, Environ: os.Environ()}
-	env := newEnv(ctx, path, pluginsDir(fl.pluginsDir, os.Getenv), log)
-	f, err := config.Load(path, opts)
-	if err != nil {
-		// Report the build's problems too, as validate would, so one
-		// round of fixes suffices.
-		if f != nil {
-			if all := config.Check(path, opts, env); all != nil {
-				return all
+	// Started once the file is checked, before anything is built, and
+	// stopped when the run ends, in the reverse order.
+	var (
+		srv     *ops.Server
+		stopDev func()
+	)
+	defer func() {
+		if stopDev != nil {
+			stopDev()
+		}
+		if srv != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpStopTimeout)
+			defer cancel()
+			if err := srv.Stop(stopCtx); err != nil {
+				log.Warn("http listener stopped with requests in flight", "err", err)
 			}
 		}
-		return err
-	}
-	httpCfg, err := httpConfig(f)
-	if err != nil {
-		return err
-	}
-	var srv *ops.Server
-	var buildOpts []flow.Option
-	if httpCfg.Enabled() {
-		// Bound before anything is built: a busy port fails at once.
-		srv, err = ops.Listen(ctx, httpCfg, log)
-		switch {
-		case errors.Is(err, ops.ErrAddrInUse) && httpCfg.Listen == ops.DefaultListen:
-			// The default port is a convenience, not a requirement: a
-			// second pipeline on this host runs without a listener.
-			log.Warn("http listener off: the default port is taken; set settings.http.listen to serve metrics", "err", err)
-		case err != nil:
-			return err
-		default:
-			defer func() {
-				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpStopTimeout)
-				defer cancel()
-				if err := srv.Stop(stopCtx); err != nil {
-					log.Warn("http listener stopped with requests in flight", "err", err)
-				}
-			}()
-			buildOpts = append(buildOpts, flow.WithObserver(srv.Observer()))
-		}
-	}
-	if fl.dev {
-		stop, err := startDevBroker(ctx, devBrokerAddr, kafkaTopics(f), log)
+	}()
+	beforeBuild := func(f *config.File, env *registry.Env) ([]flow.Option, error) {
+		httpCfg, err := httpConfig(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer stop()
-		env.DevBrokers = []string{devBrokerAddr}
+		var buildOpts []flow.Option
+		if httpCfg.Enabled() {
+			// Bound before anything is built: a busy port fails at once.
+			s, err := ops.Listen(ctx, httpCfg, log)
+			switch {
+			case errors.Is(err, ops.ErrAddrInUse) && httpCfg.Listen == ops.DefaultListen:
+				// The default port is a convenience, not a requirement: a
+				// second pipeline on this host runs without a listener.
+				log.Warn("http listener off: the default port is taken; set settings.http.listen to serve metrics", "err", err)
+			case err != nil:
+				return nil, err
+			default:
+				srv = s
+				buildOpts = append(buildOpts, flow.WithObserver(srv.Observer()))
+			}
+		}
+		if fl.dev {
+			stop, err := startDevBroker(ctx, devBrokerAddr, kafkaTopics(f), log)
+			if err != nil {
+				return nil, err
+			}
+			stopDev = stop
+			env.DevBrokers = []string{devBrokerAddr}
+		}
+		return buildOpts, nil
 	}
-	p, err := config.Build(f, env, buildOpts...)
+	opts := config.Options{Sets: fl.sets, Environ: os.Environ(), BeforeBuild: beforeBuild}
+	compiled, err := config.Compile(path, opts, newEnv(ctx, pluginsDir(fl.pluginsDir, os.Getenv), log))
 	if err != nil {
 		return err
 	}
+	p := compiled.Pipeline
 	hold.release(allLevels)
 	if srv != nil {
 		srv.Serve(p)

@@ -62,7 +62,7 @@ func runTests(ctx context.Context, path, plugins string, verbose bool, stdout, s
 	// An interrupt drains the running case, so plugin processes are stopped.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	report, err := suite.Run(ctx, newEnv(ctx, suite.Pipeline, plugins, log))
+	report, err := suite.Run(ctx, newEnv(ctx, plugins, log))
 	if err != nil {
 		return err
 	}

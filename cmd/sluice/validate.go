@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicedev/sluice/config"
 	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/registry"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -25,26 +26,29 @@ and builds every node without starting it. It prints "ok: NAME (...)" or
 every problem as file:line:col: message, and exits 2 on any problem.`,
 		Args: onePipeline,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := args[0]
-			opts := config.Options{Sets: sets, Environ: os.Environ()}
+			opts := config.Options{
+				Sets:    sets,
+				Environ: os.Environ(),
+				// As run would: a malformed listen address is a config error.
+				BeforeBuild: func(f *config.File, _ *registry.Env) ([]flow.Option, error) {
+					_, err := httpConfig(f)
+					return nil, err
+				},
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			env := newEnv(cmd.Context(), path, pluginsDir(plugins, os.Getenv), log)
+			env := newEnv(cmd.Context(), pluginsDir(plugins, os.Getenv), log)
 			if dev {
 				// As `run --dev` would: kafka nodes without brokers use the dev broker.
 				env.DevBrokers = []string{devBrokerAddr}
 			}
-			if err := config.Check(path, opts, env); err != nil {
-				return err
-			}
-			f, err := config.Load(path, opts)
+			compiled, err := config.Compile(args[0], opts, env)
 			if err != nil {
 				return err
 			}
-			// As run would: a malformed listen address is a config error.
-			if _, err := httpConfig(f); err != nil {
+			if err := compiled.Close(); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), summary(f))
+			fmt.Fprintln(cmd.OutOrStdout(), summary(compiled.File))
 			return nil
 		},
 	}
