@@ -110,17 +110,20 @@ func (c *chunk) failAll(err error) {
 	}
 }
 
-// RecordError is a failure the plugin reported for one record.
-type RecordError struct{ Msg string }
+// ReportedError is a failure the plugin itself reported, with its own
+// message, for one record or for its whole batch: the plugin got the
+// record and refused it. (A PoisonError is the host's: the plugin crashed
+// or hung on the record.)
+type ReportedError struct{ Msg string }
 
-func (e *RecordError) Error() string { return e.Msg }
+func (e *ReportedError) Error() string { return e.Msg }
 
 // apply records the plugin's reply to c. A reply that breaks the protocol
 // fails the chunk's records with an error saying how; the plugin is buggy
 // and restarting it would not help.
 func (c *chunk) apply(r *pb.Result) {
 	if msg := r.GetBatchError(); msg != "" {
-		c.failAll(&RecordError{Msg: msg})
+		c.failAll(&ReportedError{Msg: msg})
 		return
 	}
 	if err := c.decode(r); err != nil {
@@ -173,7 +176,7 @@ func (c *chunk) decode(r *pb.Result) error {
 		if len(c.res[i].outs) > 0 {
 			return fmt.Errorf("record %d has both outputs and an error", i)
 		}
-		c.res[i].err = &RecordError{Msg: e.GetMessage()}
+		c.res[i].err = &ReportedError{Msg: e.GetMessage()}
 	}
 	// Outputs keep their input's origin (that is what acks and dead
 	// letters name) and, when the plugin set none, its timestamp.
