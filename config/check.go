@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/internal/spelling"
 	"github.com/sluicedev/sluice/registry"
 )
 
@@ -387,7 +388,7 @@ func sortedKeys(m map[string]any) []string {
 
 // suggest returns ` (did you mean "x"?)` for a near miss among candidates.
 func suggest(word string, candidates []string) string {
-	if s := flow.Nearest(word, candidates); s != "" {
+	if s := spelling.Nearest(word, candidates); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""

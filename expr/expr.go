@@ -37,6 +37,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/internal/spelling"
 )
 
 // Variables lists the names an expression can use, for docs and hints.
@@ -336,7 +337,7 @@ func hint(err error) error {
 		return err
 	}
 	if m := unknownName.FindStringSubmatch(fe.Message); m != nil {
-		if s := flow.Nearest(m[1], Variables); s != "" {
+		if s := spelling.Nearest(m[1], Variables); s != "" {
 			fe.Message += fmt.Sprintf(" (did you mean %s?)", s)
 		} else {
 			fe.Message += " (variables: " + strings.Join(Variables, ", ") + ")"

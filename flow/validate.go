@@ -296,21 +296,25 @@ func (p *Pipeline) reachable() map[string]bool {
 
 // suggest returns ` (did you mean "x"?)` for the closest candidate.
 func suggest(word string, candidates []string) string {
-	if s := Nearest(word, candidates); s != "" {
+	if s := nearest(word, candidates); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
 }
 
-// maxTypo is the longest word Nearest compares: a longer one is no typo
+// maxTypo is the longest word nearest compares: a longer one is no typo
 // of a name, and comparing it would cost its length squared per candidate.
 const maxTypo = 64
 
-// Nearest returns the candidate closest to word by edit distance, or "" if
+// nearest returns the candidate closest to word by edit distance, or "" if
 // none is close enough to be a plausible typo. Its cost is bounded per
 // candidate: words and candidates longer than 64 bytes are not compared,
 // nor candidates whose length alone puts them too far.
-func Nearest(word string, candidates []string) string {
+//
+// It is internal/spelling.Nearest, which the rest of sluice uses: the
+// engine imports only the standard library, so it keeps this copy, and
+// spelling_test.go keeps the two alike.
+func nearest(word string, candidates []string) string {
 	if len(word) > maxTypo {
 		return ""
 	}
@@ -328,6 +332,8 @@ func Nearest(word string, candidates []string) string {
 
 func abs(n int) int { return max(n, -n) }
 
+// editDistance counts the insertions, deletions and substitutions of
+// bytes that turn a into b (Levenshtein).
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicedev/sluice/config"
 	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/internal/spelling"
 )
 
 // DefaultTimeout bounds one case when the test file sets no timeout.
@@ -472,7 +473,7 @@ func (s *Suite) checkAgainstPipeline(r *reader) {
 }
 
 func choices(id string, ids []string) string {
-	if s := flow.Nearest(id, ids); s != "" {
+	if s := spelling.Nearest(id, ids); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	if len(ids) == 0 {

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicedev/sluice/config"
-	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/internal/spelling"
 )
 
 // reader walks a test file's YAML tree, collecting every problem with the
@@ -166,7 +166,7 @@ func (r *reader) mapping(n *yaml.Node, what string, known []string) []entry {
 		seen[k.Value] = k
 		if known != nil && !slices.Contains(known, k.Value) {
 			hint := ""
-			if s := flow.Nearest(k.Value, known); s != "" {
+			if s := spelling.Nearest(k.Value, known); s != "" {
 				hint = fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			r.add(k, "%s: unknown key %q%s", what, k.Value, hint)
