@@ -4,8 +4,8 @@
 //
 //	import _ "github.com/sluicedev/sluice/builtin"
 //
-// To add a connector or stage: write its package, register a registry.Spec
-// in init, and add the import here.
+// To add a connector or stage: write its package, declare it with
+// registry.Declare in init, and add the import here (docs/architecture.md).
 package builtin
 
 import (

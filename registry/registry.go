@@ -1,12 +1,13 @@
 // Package registry is where every source, stage and sink type registers.
-// One Spec per type feeds config validation, `sluice graph`, docs and the
-// JSON schema, so they cannot drift apart.
+// One declaration per type feeds config validation, `sluice graph`, docs
+// and the JSON schema, so they cannot drift apart.
 //
-// A connector registers in an init func:
+// A component declares its typed config in an init func (see Declare and
+// Bind in declare.go):
 //
-//	func init() { registry.Register(registry.Spec{Kind: flow.KindSink, Type: "file", ...}) }
+//	func init() { registry.Declare(registry.Component[Config]{Kind: flow.KindSink, Type: "file", ...}) }
 //
-// and is compiled in by a blank import (see package all).
+// and is compiled in by a blank import in package builtin.
 package registry
 
 import (
