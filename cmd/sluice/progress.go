@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
@@ -102,18 +104,43 @@ func human(r float64) string {
 }
 
 // liveTerm keeps a block of progress lines at the bottom of a terminal.
-// Logs are written through it: it erases the block, writes the log line
-// and draws the block again, so they never overwrite each other.
+// Logs are written through it: it erases the block, writes the log lines
+// and draws the block again, all under one lock, so they never overwrite
+// each other.
+//
+// Erasing moves the cursor up as many rows as the block took, so the block
+// must take one row per line and nothing else may end up among its rows:
+// its lines are clipped to the terminal's width as it is at each drawing
+// (a terminal narrowed while running would otherwise wrap them, and the
+// rows left over would pile up between the log lines), and a log line
+// comes out only once whole (the block drawn after half a line would take
+// that half with it when next erased).
 type liveTerm struct {
 	mu    sync.Mutex
 	w     io.Writer
-	width int      // terminal columns; 0 = unknown
-	frame []string // what is on screen below the logs
+	width func() int // terminal columns now; 0 = unknown
+	frame []string   // what is on screen below the logs
+	// partial is the start of a log line whose end has not come yet.
+	partial  []byte
+	detached bool
 }
 
-// newLiveTerm wraps w; lines are clipped to width columns (0: not clipped)
-// because a wrapped line would throw off the erasing.
-func newLiveTerm(w io.Writer, width int) *liveTerm { return &liveTerm{w: w, width: width} }
+// maxPartial bounds a held unfinished log line: past it, the line is
+// written with a line break of its own.
+const maxPartial = 64 << 10
+
+// newLiveTerm wraps w; lines are clipped to the width of the terminal w
+// is (read again at each drawing, so a resize is followed), else to width
+// columns (0: not clipped), because a wrapped line would throw off the
+// erasing.
+func newLiveTerm(w io.Writer, width int) *liveTerm {
+	return &liveTerm{w: w, width: func() int {
+		if n := termWidth(w); n > 0 {
+			return n
+		}
+		return width
+	}}
+}
 
 // erase moves to the first line of the block and clears to the end of the
 // screen.
@@ -124,22 +151,54 @@ func (t *liveTerm) erase(b *strings.Builder) {
 }
 
 func (t *liveTerm) paint(b *strings.Builder) {
+	width := 0
+	if len(t.frame) > 0 {
+		width = t.width()
+	}
 	for _, l := range t.frame {
-		if t.width > 1 && len(l) >= t.width {
-			l = l[:t.width-1]
-		}
-		b.WriteString(l)
+		b.WriteString(clipColumns(l, width-1))
 		b.WriteByte('\n')
 	}
 }
 
-// Write writes p (whole log lines) above the progress block.
+// clipColumns cuts s to n characters (n < 1: not cut), at a character
+// boundary.
+func clipColumns(s string, n int) string {
+	if n < 1 || utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// Write writes the whole lines of p above the progress block, and holds
+// what follows the last line break until the rest of its line comes.
 func (t *liveTerm) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.detached {
+		return t.w.Write(p)
+	}
+	end := bytes.LastIndexByte(p, '\n') + 1
+	if end == 0 && len(t.partial)+len(p) <= maxPartial {
+		t.partial = append(t.partial, p...)
+		return len(p), nil
+	}
 	var b strings.Builder
 	t.erase(&b)
-	b.Write(p)
+	b.Write(t.partial)
+	b.Write(p[:end])
+	t.partial = append(t.partial[:0], p[end:]...)
+	if end == 0 { // a line too long to hold: break it here
+		b.Write(t.partial)
+		b.WriteByte('\n')
+		t.partial = t.partial[:0]
+	}
 	t.paint(&b)
 	if _, err := io.WriteString(t.w, b.String()); err != nil {
 		return 0, err
@@ -151,6 +210,9 @@ func (t *liveTerm) Write(p []byte) (int, error) {
 func (t *liveTerm) draw(frame []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.detached {
+		return
+	}
 	var b strings.Builder
 	t.erase(&b)
 	t.frame = frame
@@ -159,11 +221,16 @@ func (t *liveTerm) draw(frame []string) {
 }
 
 // detach leaves the last frame on screen as a summary; later writes go
-// below it.
+// below it, as they come.
 func (t *liveTerm) detach() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.frame = nil
+	t.detached = true
+	if len(t.partial) > 0 {
+		t.w.Write(t.partial)
+		t.partial = nil
+	}
 }
 
 // termWidth is w's width in columns when w is a terminal, else 0.

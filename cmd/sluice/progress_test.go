@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -112,5 +115,177 @@ func TestStartProgressStopsAndDrawsFinalFrame(t *testing.T) {
 	last := out[strings.LastIndex(out, "\x1b[J")+len("\x1b[J"):]
 	if words(last) != "gen source generate in 0/s out 0/s total 12.3k buf - done" {
 		t.Fatalf("final frame %q should show the total and mark the stopped node done", last)
+	}
+}
+
+// screen is a terminal for tests: it keeps every row ever written (no
+// scrolling off), wraps at width like a real terminal (a character past
+// the last column goes to the next row, which continues the line), turns
+// "\n" into a new line (what the tty's onlcr does) and understands the
+// escapes liveTerm uses: CSI n F (to the start of the line n rows up) and
+// CSI J (clear from the cursor to the end of the screen).
+type screen struct {
+	width   int
+	rows    [][]rune
+	wrapped []bool // the line of row i goes on in row i+1
+	row     int
+	col     int
+	esc     []byte // an escape sequence not yet complete
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	for _, r := range string(p) {
+		s.put(r)
+	}
+	return len(p), nil
+}
+
+func (s *screen) line() {
+	s.row++
+	s.col = 0
+	for len(s.rows) <= s.row {
+		s.rows = append(s.rows, nil)
+		s.wrapped = append(s.wrapped, false)
+	}
+}
+
+func (s *screen) put(r rune) {
+	if s.rows == nil {
+		s.rows, s.wrapped = [][]rune{nil}, []bool{false}
+	}
+	if s.esc != nil || r == 0x1b {
+		s.esc = append(s.esc, string(r)...)
+		if len(s.esc) < 3 || r < '@' || r > '~' {
+			return // not the final byte of CSI params yet
+		}
+		n, err := strconv.Atoi(string(s.esc[2 : len(s.esc)-1]))
+		if err != nil {
+			n = 0
+		}
+		switch r {
+		case 'F':
+			s.row, s.col = max(s.row-max(n, 1), 0), 0
+		case 'J':
+			if s.col < len(s.rows[s.row]) {
+				s.rows[s.row] = s.rows[s.row][:s.col]
+			}
+			s.wrapped[s.row] = false
+			s.rows, s.wrapped = s.rows[:s.row+1], s.wrapped[:s.row+1]
+		}
+		s.esc = nil
+		return
+	}
+	switch r {
+	case '\n':
+		s.line()
+	case '\r':
+		s.col = 0
+	default:
+		if s.col >= s.width {
+			s.wrapped[s.row] = true
+			s.line()
+		}
+		for len(s.rows[s.row]) <= s.col {
+			s.rows[s.row] = append(s.rows[s.row], ' ')
+		}
+		s.rows[s.row][s.col] = r
+		s.col++
+	}
+}
+
+// lines is what the screen shows, a line wrapped over rows joined again,
+// without the empty row the cursor waits on.
+func (s *screen) lines() []string {
+	var out []string
+	cur := ""
+	for i, r := range s.rows {
+		cur += string(r)
+		if i < len(s.wrapped) && s.wrapped[i] {
+			continue
+		}
+		out = append(out, strings.TrimRight(cur, " "))
+		cur = ""
+	}
+	for len(out) > 0 && out[len(out)-1] == "" {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+func progressFrame(n int) []string {
+	return []string{
+		fmt.Sprintf("gen  source generate     in    1.1k/s  out    1.1k/s  total %7d  buf    -", n),
+		fmt.Sprintf("out  sink   file         in    1.1k/s  out    1.1k/s  total %7d  buf   0%%", n),
+	}
+}
+
+// Every log line comes out whole on a line of its own above the progress
+// block, however the writes and the redraws interleave: here a drain line
+// arrives in two writes with a redraw between them (before, the redraw
+// erased its first half).
+func TestLiveTermLogLinesStayWhole(t *testing.T) {
+	scr := &screen{width: 120}
+	term := newLiveTerm(scr, 120)
+	logs := []string{
+		`level=INFO msg="pipeline running" pipeline=p nodes=2`,
+		`level=INFO msg="signal received: draining (send it again to exit immediately)" signal=interrupt`,
+		`level=INFO msg="draining: sources stopped, flushing in-flight records" pipeline=p timeout=30s`,
+	}
+	term.draw(progressFrame(1))
+	term.Write([]byte(logs[0] + "\n"))
+	term.draw(progressFrame(2))
+	term.Write([]byte(logs[1] + "\n" + logs[2][:40]))
+	term.draw(progressFrame(3))
+	term.Write([]byte(logs[2][40:60]))
+	term.draw(progressFrame(4))
+	term.Write([]byte(logs[2][60:] + "\n"))
+	term.draw(progressFrame(5))
+	term.detach()
+	term.Write([]byte("after\n"))
+	want := append(append(slices.Clone(logs), progressFrame(5)...), "after")
+	if got := scr.lines(); !slices.Equal(got, want) {
+		t.Fatalf("the terminal shows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Log lines and redraws from many goroutines: each line whole, none lost.
+func TestLiveTermConcurrentLogsStayWhole(t *testing.T) {
+	scr := &screen{width: 100}
+	term := newLiveTerm(scr, 100)
+	var wg sync.WaitGroup
+	want := map[string]bool{}
+	for g := range 4 {
+		for i := range 50 {
+			want[fmt.Sprintf("level=INFO msg=\"record batch\" writer=%d n=%d padding=%s", g, i, strings.Repeat("x", 20*g))] = true
+		}
+		wg.Go(func() {
+			for i := range 50 {
+				line := fmt.Sprintf("level=INFO msg=\"record batch\" writer=%d n=%d padding=%s\n", g, i, strings.Repeat("x", 20*g))
+				// Two writes per line, as a writer that does not buffer
+				// its lines might make.
+				term.Write([]byte(line[:17]))
+				term.Write([]byte(line[17:]))
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 200 {
+			term.draw(progressFrame(i))
+		}
+	})
+	wg.Wait()
+	term.draw(progressFrame(999))
+	got := scr.lines()
+	if !slices.Equal(got[len(got)-2:], progressFrame(999)) {
+		t.Fatalf("the block is not at the bottom: %q", got[len(got)-2:])
+	}
+	for _, l := range got[:len(got)-2] {
+		if !want[l] {
+			t.Errorf("line %q is no log line, or not whole", l)
+		}
+		delete(want, l)
+	}
+	if len(want) > 0 {
+		t.Errorf("%d log lines missing from the terminal", len(want))
 	}
 }
