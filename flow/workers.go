@@ -167,6 +167,7 @@ func process(ctx context.Context, in <-chan *Batch, out Emitter, fn ProcessFunc)
 func (r *nodeRun) writeAll(ctx context.Context, in feed) error {
 	fn := r.chain(r.write)
 	var res Output
+	var waiting []*Batch
 	for {
 		first := in.next(ctx)
 		if first == nil {
@@ -174,12 +175,12 @@ func (r *nodeRun) writeAll(ctx context.Context, in feed) error {
 				// Killed: what would have been the next Write fails
 				// with the kill's error.
 				if b := in.ready(); b != nil {
-					coalesce(b, in, r.sinkBatch).Settle(ctx.Err())
+					coalesce(b, in, r.sinkBatch, &waiting).Settle(ctx.Err())
 				}
 			}
 			return nil
 		}
-		b := coalesce(first, in, r.sinkBatch)
+		b := coalesce(first, in, r.sinkBatch, &waiting)
 		res.Records, res.Errors = nil, res.Errors[:0]
 		if err := fn(ctx, b.Records, &res); err != nil {
 			for _, rec := range b.Records {
@@ -215,25 +216,34 @@ func (r *nodeRun) write(ctx context.Context, recs []Record, out *Output) error {
 
 // coalesce merges into first the batches already waiting on in, until it
 // holds max records: one Write (one flush, fsync or produce request) then
-// takes what queued while the last one ran. Merged records get an array
-// of their own once a second batch joins; the acks move along (Absorb).
-func coalesce(first *Batch, in feed, max int) *Batch {
-	b, owned := first, false
-	for len(b.Records) < max {
-		more := in.ready()
-		if more == nil {
+// takes what queued while the last one ran. The batches are gathered
+// first (in waiting, whose array is reused) so the merged records are
+// copied once into an array of their exact size; the acks move along
+// (Absorb).
+func coalesce(first *Batch, in feed, max int, waiting *[]*Batch) *Batch {
+	n := len(first.Records)
+	more := (*waiting)[:0]
+	for n < max {
+		b := in.ready()
+		if b == nil {
 			break
 		}
-		if !owned {
-			// Sized for the two; append doubles it if more queue up.
-			recs := make([]Record, len(b.Records), len(b.Records)+len(more.Records))
-			copy(recs, b.Records)
-			b.Records, owned = recs, true
-		}
-		b.Records = append(b.Records, more.Records...)
-		b.Absorb(more)
+		more = append(more, b)
+		n += len(b.Records)
 	}
-	return b
+	if len(more) == 0 {
+		return first
+	}
+	recs := make([]Record, 0, n)
+	recs = append(recs, first.Records...)
+	for i, b := range more {
+		recs = append(recs, b.Records...)
+		first.Absorb(b)
+		more[i] = nil
+	}
+	first.Records = recs
+	*waiting = more[:0]
+	return first
 }
 
 // feed is a sink worker's input: the node's edge for a sink of one
