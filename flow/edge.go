@@ -10,7 +10,7 @@ import (
 // in records, not batches, so memory is bounded by configuration whatever
 // the batch sizes are. Several upstream nodes may write to it (fan-in); it
 // closes when the last of them is done. One consumer (the node's
-// dispatcher) takes batches off it.
+// dispatcher, or the writer of a sink of one worker) takes batches off it.
 //
 // The queue takes memory as batches arrive, not the capacity up front: an
 // edge of capacity a million holding ten batches holds a few slots, and a
