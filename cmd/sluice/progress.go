@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluicedev/sluice/config"
 	"github.com/sluicedev/sluice/flow"
 )
 
@@ -31,6 +33,15 @@ func progressWanted(mode string, w io.Writer) (bool, error) {
 	default:
 		return false, usageErrorf("--progress %q: want auto, always or never", mode)
 	}
+}
+
+// writesRecordsToTerminal reports whether a stdout sink of f writes to a
+// terminal.
+func writesRecordsToTerminal(f *config.File) bool {
+	if f == nil || !isatty.IsTerminal(os.Stdout.Fd()) {
+		return false
+	}
+	return slices.ContainsFunc(f.Nodes, func(n config.Node) bool { return n.Kind == flow.KindSink && n.Type == "stdout" })
 }
 
 // nodeSample is one node's counters at one instant.

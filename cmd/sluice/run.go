@@ -190,6 +190,13 @@ func runPipeline(ctx context.Context, path string, fl runFlags, stderr io.Writer
 	}
 
 	log.Info("pipeline running", "pipeline", p.Name(), "file", path, "nodes", len(p.Nodes()))
+	if term != nil && fl.progress != "always" && writesRecordsToTerminal(compiled.File) {
+		// Records printed by a stdout sink do not pass through the live
+		// block's writer, so the block would erase them: in auto mode the
+		// records win, and the block stays off.
+		log.Debug("live progress off: a stdout sink writes to this terminal")
+		term = nil
+	}
 	if term != nil {
 		stopProgress := startProgress(term, p.Stats, progressInterval)
 		err = p.Run(ctx)
