@@ -360,15 +360,12 @@ func (w *walker) build(t *testing.T, spec registry.Spec, node map[string]any) (b
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := config.Load(file, config.Options{})
-	if err != nil {
-		return built{}, err
-	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := config.Build(f, &registry.Env{Logger: logger, PluginDirs: []string{w.dir}})
+	c, err := config.Compile(file, config.Options{}, &registry.Env{Logger: logger, PluginDirs: []string{w.dir}})
 	if err != nil {
 		return built{}, err
 	}
+	p := c.Pipeline
 	res := built{settings: pipelineSettings{DrainTimeout: p.DrainTimeout(), Nodes: map[string]flow.NodeSettings{}}}
 	for _, n := range p.Nodes() {
 		res.settings.Nodes[n.ID], _ = p.Settings(n.ID)
