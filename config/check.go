@@ -399,65 +399,11 @@ func suggest(word string, candidates []string) string {
 // stage) is answered by what that node takes rather than by the least
 // unlike of its keys.
 func keyHint(key string, valid []string) string {
-	if s := typoOf(key, valid); s != "" {
+	if s := spelling.Typo(key, valid); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	if len(valid) == 0 {
 		return ""
 	}
 	return " (valid keys: " + strings.Join(slices.Sorted(slices.Values(valid)), ", ") + ")"
-}
-
-// typoOf returns the candidate word is a plausible typo of: one edit away
-// (a character added, dropped, changed, or two swapped), or one per three
-// characters of a longer word; the closest wins, the first among equals.
-// Words longer than maxTypo are not compared (the cost is their length
-// squared).
-func typoOf(word string, candidates []string) string {
-	const maxTypo = 64
-	if len(word) > maxTypo {
-		return ""
-	}
-	w := []rune(word)
-	best, bestD := "", max(1, len(w)/3)+1
-	for _, c := range candidates {
-		if len(c) > maxTypo {
-			continue
-		}
-		r := []rune(c)
-		if max(len(r)-len(w), len(w)-len(r)) >= bestD {
-			continue // the distance is at least the difference in length
-		}
-		if d := editDistance(w, r); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance counts the insertions, deletions, substitutions and swaps
-// of adjacent characters that turn a into b (optimal string alignment).
-func editDistance(a, b []rune) int {
-	rows := make([][]int, len(a)+1)
-	for i := range rows {
-		rows[i] = make([]int, len(b)+1)
-		rows[i][0] = i
-	}
-	for j := range rows[0] {
-		rows[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d := min(rows[i-1][j]+1, rows[i][j-1]+1, rows[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d = min(d, rows[i-2][j-2]+1)
-			}
-			rows[i][j] = d
-		}
-	}
-	return rows[len(a)][len(b)]
 }

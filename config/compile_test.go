@@ -163,16 +163,3 @@ func TestUnknownKeyListsTheValidKeys(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
-
-func TestTypoOf(t *testing.T) {
-	keys := []string{"type", "inputs", "buffer", "parallelism", "ordering", "on_error", "value", "key", "headers"}
-	for word, want := range map[string]string{
-		"expr": "", "tpye": "type", "typ": "type", "inptus": "inputs", "input": "inputs", "bufer": "buffer",
-		"paralelism": "parallelism", "on-error": "on_error", "onerror": "on_error", "vaule": "value", "keys": "key",
-		"header": "headers", "x": "", "whatever": "", "k": "", strings.Repeat("a", 100): "",
-	} {
-		if got := typoOf(word, keys); got != want {
-			t.Errorf("typoOf(%q) = %q, want %q", word, got, want)
-		}
-	}
-}

@@ -22,3 +22,16 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+func TestTypo(t *testing.T) {
+	keys := []string{"type", "inputs", "buffer", "parallelism", "ordering", "on_error", "value", "key", "headers"}
+	for word, want := range map[string]string{
+		"expr": "", "tpye": "type", "typ": "type", "inptus": "inputs", "input": "inputs", "bufer": "buffer",
+		"paralelism": "parallelism", "on-error": "on_error", "onerror": "on_error", "vaule": "value", "keys": "key",
+		"header": "headers", "x": "", "whatever": "", "k": "", strings.Repeat("a", 100): "",
+	} {
+		if got := spelling.Typo(word, keys); got != want {
+			t.Errorf("Typo(%q) = %q, want %q", word, got, want)
+		}
+	}
+}
