@@ -40,30 +40,10 @@ func (c *Conf) String(name string) string { s, _ := c.Values[name].(string); ret
 func (c *Conf) Bool(name string) bool { b, _ := c.Values[name].(bool); return b }
 
 // Int returns an int field.
-func (c *Conf) Int(name string) int {
-	switch v := c.Values[name].(type) {
-	case int:
-		return v
-	case int64:
-		return int(v)
-	case float64:
-		return int(v)
-	}
-	return 0
-}
+func (c *Conf) Int(name string) int { return int(toInt64(c.Values[name])) }
 
 // Float returns a float field.
-func (c *Conf) Float(name string) float64 {
-	switch v := c.Values[name].(type) {
-	case int:
-		return float64(v)
-	case int64:
-		return float64(v)
-	case float64:
-		return v
-	}
-	return 0
-}
+func (c *Conf) Float(name string) float64 { return toFloat(c.Values[name]) }
 
 // Duration returns a duration field.
 func (c *Conf) Duration(name string) time.Duration {
@@ -78,19 +58,7 @@ func (c *Conf) Size(name string) int64 {
 }
 
 // Strings returns a list-of-strings field.
-func (c *Conf) Strings(name string) []string {
-	switch v := c.Values[name].(type) {
-	case []string:
-		return v
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, x := range v {
-			out = append(out, fmt.Sprint(x))
-		}
-		return out
-	}
-	return nil
-}
+func (c *Conf) Strings(name string) []string { return toStrings(c.Values[name]) }
 
 // Map returns a map or object field as a raw map.
 func (c *Conf) Map(name string) map[string]any { m, _ := c.Values[name].(map[string]any); return m }
