@@ -104,6 +104,7 @@ func samples(t *testing.T, dir, plugin string) map[string]sample {
 		"stage window allowed_lateness": {value: "5s", with: map[string]any{"time": "event"}},
 		"stage window aggregate.op":     {value: "sum", also: map[string]any{"aggregate": map[string]any{"expr": "value.amount"}}},
 		"stage window aggregate.expr":   {value: "value.amount", with: map[string]any{"aggregate": map[string]any{"op": "sum", "expr": "value.price"}}},
+		"stage window max_collect":      {value: 500, with: map[string]any{"aggregate": map[string]any{"op": "collect", "expr": "value"}}},
 		"stage plugin plugin":           {value: other},
 		"stage plugin sha256":           {value: sha256Hex(t, plugin)},
 		"stage plugin config":           {value: map[string]any{"suffix": "!"}},

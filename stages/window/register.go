@@ -22,11 +22,14 @@ type nodeConfig struct {
 	AllowedLateness time.Duration
 	Key             string
 	Aggregate       struct{ Op, Expr string }
+	MaxOpenWindows  int
+	MaxCollect      int
+	OnLimit         string
 }
 
 func fields(c *nodeConfig) []registry.Field {
 	aggregate := registry.Section("aggregate", "what each window computes; its output value is {\"key\", \"start\", \"end\", \"count\", \"value\"}",
-		registry.Bind(&c.Aggregate.Op, "op", "count records, sum/min/max/avg a number, or collect the values into a list (held in memory until the window closes)",
+		registry.Bind(&c.Aggregate.Op, "op", "count records, sum/min/max/avg a number, or collect the values into a list (held in memory until the window closes, at most max_collect items)",
 			registry.OneOf(string(Count), string(Sum), string(Min), string(Max), string(Avg), string(Collect)), registry.Default(string(Count))),
 		registry.Bind(&c.Aggregate.Expr, "expr", "the value aggregated; required except for count",
 			registry.AsExpr(), registry.Example("value.amount")),
@@ -50,6 +53,13 @@ func fields(c *nodeConfig) []registry.Field {
 		registry.Bind(&c.Key, "key", "groups records into separate windows; output records carry it as their key. Without it all records share one window",
 			registry.AsExpr(), registry.Example("value.user")),
 		aggregate,
+		registry.Bind(&c.MaxOpenWindows, "max_open_windows", "windows held open at most, one per key and window start (or per session); with parallelism each worker holds its own. Reaching it acts as on_limit says",
+			registry.Default(DefaultMaxOpenWindows), registry.Range(1, MaxOpenWindowsBound), registry.Example(1000000)),
+		registry.Bind(&c.MaxCollect, "max_collect", fmt.Sprintf("collect: items one window's list holds at most (default %d). Reaching it acts as on_limit says", DefaultMaxCollect),
+			registry.Range(1, MaxCollectBound), registry.Example(1000)),
+		registry.Bind(&c.OnLimit, "on_limit", "when max_open_windows or max_collect is reached. fail: the record that would pass it fails and goes to on_error (fail, skip or dead_letter), with a message naming the limit; no window changes. "+
+			"emit_early: the window ending first (or the one whose list is full) is emitted now with what it holds, its value marked \"early\": true, and a later record for it starts it again, so one window may come in several parts whose counts add up. Either way a warning is logged (at most every "+registry.FormatDuration(LimitLogEvery)+")",
+			registry.OneOf(string(FailOnLimit), string(EmitEarly)), registry.Default(string(FailOnLimit))),
 	}
 }
 
@@ -74,6 +84,9 @@ func build(c *nodeConfig, n *registry.Conf) (any, error) {
 		EventTime:       c.Time == "event",
 		AllowedLateness: c.AllowedLateness,
 		Op:              Op(c.Aggregate.Op),
+		MaxOpenWindows:  c.MaxOpenWindows,
+		MaxCollect:      c.MaxCollect,
+		OnLimit:         Policy(c.OnLimit),
 	}
 	var err error
 	compile := func(field, src string, opts ...expr.Option) *expr.Program {

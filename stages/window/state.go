@@ -21,6 +21,7 @@ type pane struct {
 	index      int         // in the heap; -1 once closed or merged
 	into       *pane       // a session merged into another
 	seen       uint64      // last input batch that fed it
+	early      bool        // closed before its end by a limit
 }
 
 // live follows session merges to the pane that holds p's content now.
@@ -50,6 +51,12 @@ type state struct {
 	batch     uint64
 	touched   []*pane
 	failed    []flow.RecordError
+	// out are the windows add closed (due, or early at a limit): they
+	// hold the batch's acks too, so they are emitted after add.
+	out []*pane
+	hit []*pane // scratch: the sessions a record overlaps
+	// perRecord is the most windows one record opens.
+	perRecord int
 }
 
 func newState(s *Stage) *state {
@@ -63,6 +70,7 @@ func newState(s *Stage) *state {
 		s: s, cfg: &s.cfg, env: expr.NewEnv(progs...),
 		panes: map[paneID]*pane{}, sessions: map[string][]*pane{},
 		maxEvent: math.MinInt64, watermark: math.MinInt64,
+		perRecord: max(int(windowsPerRecord(s.cfg.Size, s.cfg.Slide)), 1),
 	}
 }
 
@@ -135,6 +143,12 @@ func (st *state) addRecord(r *flow.Record, now int64) error {
 		st.maxEvent = t
 		st.watermark = max(st.watermark, satSub(t, int64(st.cfg.AllowedLateness)))
 	}
+	if st.cfg.OnLimit == FailOnLimit {
+		if err := st.fits(key, t); err != nil {
+			st.s.limitReached(err.Limit, err.Max)
+			return err
+		}
+	}
 	added := false
 	st.assign(key, t, func(p *pane) {
 		p.agg.add(st.cfg.Op, num, item)
@@ -168,21 +182,132 @@ func (st *state) eventTime(r *flow.Record) (int64, error) {
 	return ts.UnixNano(), nil
 }
 
+// fixedSpan is the size and slide of tumbling and sliding windows; a
+// tumbling window slides by its size.
+func (st *state) fixedSpan() (size, slide int64) {
+	if st.cfg.Kind == Tumbling {
+		return int64(st.cfg.Size), int64(st.cfg.Size)
+	}
+	return int64(st.cfg.Size), int64(st.cfg.Slide)
+}
+
 // assign calls fn for every open window of key containing t, creating
 // them as needed; windows already closed (end <= watermark) are skipped.
 func (st *state) assign(key string, t int64, fn func(*pane)) {
-	switch st.cfg.Kind {
-	case Tumbling:
-		size := int64(st.cfg.Size)
-		start := floorTo(t, size)
-		st.fixed(key, start, start+size, fn)
-	case Sliding:
-		size, slide := int64(st.cfg.Size), int64(st.cfg.Slide)
-		for start := floorTo(t, slide); start > t-size; start -= slide {
-			st.fixed(key, start, start+size, fn)
-		}
-	case Session:
+	if st.cfg.Kind == Session {
 		st.session(key, t, fn)
+		return
+	}
+	size, slide := st.fixedSpan()
+	for start := floorTo(t, slide); start > t-size; start -= slide {
+		st.fixed(key, start, start+size, fn)
+	}
+}
+
+// fits says whether a record of key at t can be added within the limits
+// (on_limit: fail), closing the windows already due (end at or before
+// the watermark) to make room if need be. When it cannot, no window
+// changes.
+func (st *state) fits(key string, t int64) *LimitError {
+	if st.cfg.Op != Collect && len(st.heap)+st.perRecord <= st.cfg.MaxOpenWindows {
+		return nil // room for every window a record can open
+	}
+	need := 0
+	if st.cfg.Kind == Session {
+		start, end := t, t+int64(st.cfg.Gap)
+		hit := st.overlapping(key, t)
+		items := 0
+		for _, p := range hit {
+			items += len(p.agg.items)
+			start, end = min(start, p.start), max(end, p.end)
+		}
+		switch {
+		case len(hit) == 0 && end > st.watermark:
+			need = 1
+		case len(hit) > 0 && st.cfg.Op == Collect && items >= st.cfg.MaxCollect:
+			return &LimitError{Limit: "max_collect", Max: st.cfg.MaxCollect, What: st.describe(key, start, end, items)}
+		}
+	} else {
+		size, slide := st.fixedSpan()
+		for start := floorTo(t, slide); start > t-size; start -= slide {
+			if start+size <= st.watermark {
+				continue
+			}
+			p := st.panes[paneID{key, start}]
+			switch {
+			case p == nil:
+				need++
+			case st.full(p):
+				return &LimitError{Limit: "max_collect", Max: st.cfg.MaxCollect, What: st.describe(key, p.start, p.end, len(p.agg.items))}
+			}
+		}
+	}
+	if need == 0 || len(st.heap)+need <= st.cfg.MaxOpenWindows {
+		return nil
+	}
+	st.out = append(st.out, st.closeUpTo(st.watermark)...)
+	if len(st.heap)+need <= st.cfg.MaxOpenWindows {
+		return nil
+	}
+	what := fmt.Sprintf("%d windows are open on this worker and the record needs %d more", len(st.heap), need)
+	if st.cfg.Key != nil {
+		what = fmt.Sprintf("%d windows are open on this worker and key %q needs %d more", len(st.heap), key, need)
+	}
+	return &LimitError{Limit: "max_open_windows", Max: st.cfg.MaxOpenWindows, What: what}
+}
+
+// describe names a window and the items its list holds, for a LimitError.
+func (st *state) describe(key string, start, end int64, items int) string {
+	w := fmt.Sprintf("the window [%s, %s)",
+		time.Unix(0, start).UTC().Format(time.RFC3339Nano), time.Unix(0, end).UTC().Format(time.RFC3339Nano))
+	if st.cfg.Key != nil {
+		w += fmt.Sprintf(" of key %q", key)
+	}
+	return fmt.Sprintf("%s holds %d items", w, items)
+}
+
+// full reports whether p's collect list has no room for another item.
+func (st *state) full(p *pane) bool {
+	return st.cfg.Op == Collect && len(p.agg.items) >= st.cfg.MaxCollect
+}
+
+// open starts a window of key. At max_open_windows it first closes the
+// window ending first: at its due time, or early (with on_limit: fail,
+// fits made room before).
+func (st *state) open(key string, start, end int64) *pane {
+	for len(st.heap) >= st.cfg.MaxOpenWindows {
+		p := st.remove(heap.Pop(&st.heap).(*pane))
+		if p.end > st.watermark {
+			st.early(p, "max_open_windows")
+		}
+		st.out = append(st.out, p)
+	}
+	p := &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil)}
+	heap.Push(&st.heap, p)
+	if st.cfg.Kind == Session {
+		st.sessions[key] = append(st.sessions[key], p)
+	} else {
+		st.panes[paneID{key, start}] = p
+	}
+	return p
+}
+
+// closeEarly takes open window p out, to be emitted before its end: its
+// list is full.
+func (st *state) closeEarly(p *pane) {
+	heap.Remove(&st.heap, p.index)
+	st.remove(p)
+	st.early(p, "max_collect")
+	st.out = append(st.out, p)
+}
+
+// early marks p as emitted early because of limit, and counts it.
+func (st *state) early(p *pane, limit string) {
+	p.early = true
+	if limit == "max_collect" {
+		st.s.limitReached(limit, st.cfg.MaxCollect)
+	} else {
+		st.s.limitReached(limit, st.cfg.MaxOpenWindows)
 	}
 }
 
@@ -190,51 +315,69 @@ func (st *state) fixed(key string, start, end int64, fn func(*pane)) {
 	if end <= st.watermark {
 		return
 	}
-	id := paneID{key, start}
-	p := st.panes[id]
+	p := st.panes[paneID{key, start}]
+	if p != nil && st.full(p) {
+		st.closeEarly(p)
+		p = nil
+	}
 	if p == nil {
-		p = &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil)}
-		st.panes[id] = p
-		heap.Push(&st.heap, p)
+		p = st.open(key, start, end)
 	}
 	fn(p)
+}
+
+// overlapping returns the sessions of key that a record at t joins, those
+// overlapping [t, t+gap), in the order they are held. The next call
+// reuses the slice.
+func (st *state) overlapping(key string, t int64) []*pane {
+	clear(st.hit)
+	st.hit = st.hit[:0]
+	end := t + int64(st.cfg.Gap)
+	for _, p := range st.sessions[key] {
+		if p.start < end && t < p.end {
+			st.hit = append(st.hit, p)
+		}
+	}
+	return st.hit
 }
 
 // session adds t to the session of key overlapping [t, t+gap), merging
 // the sessions it bridges, or starts a new one. A record whose own span
 // ends at or before the watermark joins an open session it falls in, and
-// is late otherwise.
+// is late otherwise. When the merged session's list has no room for the
+// record (max_collect, on_limit: emit_early), the sessions are emitted
+// early as they are and the record starts the session again over their
+// span.
 func (st *state) session(key string, t int64, fn func(*pane)) {
 	start, end := t, t+int64(st.cfg.Gap)
-	var target *pane
-	kept := st.sessions[key][:0]
-	var merged []*pane
-	for _, p := range st.sessions[key] {
-		switch {
-		case p.start >= end || t >= p.end: // no overlap
-			kept = append(kept, p)
-		case target == nil:
-			target = p
-			kept = append(kept, p)
-		default:
-			merged = append(merged, p)
-		}
-	}
-	st.sessions[key] = kept
-	if target == nil {
+	hit := st.overlapping(key, t)
+	if len(hit) == 0 {
 		if end <= st.watermark {
 			return
 		}
-		target = &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil)}
-		st.sessions[key] = append(kept, target)
-		heap.Push(&st.heap, target)
-		fn(target)
+		fn(st.open(key, start, end))
 		return
 	}
+	if st.cfg.Op == Collect {
+		items := 0
+		for _, p := range hit {
+			items += len(p.agg.items)
+		}
+		if items >= st.cfg.MaxCollect {
+			for _, p := range hit {
+				start, end = min(start, p.start), max(end, p.end)
+				st.closeEarly(p)
+			}
+			fn(st.open(key, start, end))
+			return
+		}
+	}
+	target, merged := hit[0], hit[1:]
 	// Take the merged sessions out before changing target's end, so the
 	// heap stays ordered while it is restructured.
 	for _, q := range merged {
 		heap.Remove(&st.heap, q.index)
+		st.remove(q)
 	}
 	for _, q := range merged {
 		target.merge(q)
@@ -266,12 +409,13 @@ func (st *state) closeUpTo(wm int64) []*pane {
 	return closed
 }
 
-// abort fails every open window's inputs: the run is ending without
-// emitting them.
+// abort fails the inputs of every window not emitted: the run is ending
+// without emitting them.
 func (st *state) abort(err error) {
-	for _, p := range st.closeAll() {
+	for _, p := range append(st.out, st.closeAll()...) {
 		p.hold.Settle(err)
 	}
+	st.out = nil
 }
 
 // closeAll removes every window, in end order: the drain.
@@ -336,6 +480,9 @@ func (st *state) record(p *pane) flow.Record {
 	if v, err = expr.AppendJSON(v, p.agg.result(st.cfg.Op)); err != nil {
 		// Only a sum overflowing to ±Inf (or NaN input) gets here.
 		v = append(v, "null"...)
+	}
+	if p.early {
+		v = append(v, `,"early":true`...)
 	}
 	v = append(v, '}')
 	return flow.Record{Key: key, Value: v, Timestamp: time.Unix(0, p.end), Origin: p.origin}

@@ -11,6 +11,13 @@
 //
 // On drain every open window is emitted. A window holds the acks of every
 // input batch that contributed to it until its output record is emitted.
+//
+// Memory is bounded per worker: at most MaxOpenWindows windows (one per
+// key and window start, or per session) are open, and a collect list holds
+// at most MaxCollect items. What happens at a limit is OnLimit: the record
+// that would pass it fails (and goes to the node's on_error), or windows
+// are emitted early, marked "early": true. Either way a warning is logged,
+// at most once per LimitLogEvery, and counted (LimitFailed, EarlyEmitted).
 package window
 
 import (
@@ -59,6 +66,34 @@ const (
 	MaxWindowsPerRecord = 1000
 )
 
+// Defaults and bounds of the memory limits (per worker): open windows and
+// the items of one collect list.
+const (
+	DefaultMaxOpenWindows = 100_000
+	DefaultMaxCollect     = 10_000
+	MaxOpenWindowsBound   = 10_000_000
+	MaxCollectBound       = 1_000_000
+)
+
+// LimitLogEvery is the least time between two warnings about a limit.
+const LimitLogEvery = 10 * time.Second
+
+// Policy is what a window stage does when a memory limit is reached.
+type Policy string
+
+// Policies.
+const (
+	// FailOnLimit fails the record that would pass the limit: it goes to
+	// the node's on_error (fail, skip or dead_letter) and no window changes.
+	FailOnLimit Policy = "fail"
+	// EmitEarly emits the window in the way before its end, with what it
+	// holds: the oldest open window when max_open_windows is reached, the
+	// window whose list is full when max_collect is. A record arriving for
+	// it later starts it again, so one window may be emitted in several
+	// parts whose counts add up to the window's.
+	EmitEarly Policy = "emit_early"
+)
+
 // windowsPerRecord is how many sliding windows of size, one starting
 // every slide, contain a given instant at most.
 func windowsPerRecord(size, slide time.Duration) int64 {
@@ -86,20 +121,36 @@ type Config struct {
 	Key  *expr.Program // nil: one window for all records
 	Op   Op            // "" is Count
 	Expr *expr.Program // the aggregated value; not used by Count
+
+	MaxOpenWindows int    // 0 is DefaultMaxOpenWindows
+	MaxCollect     int    // Collect only; 0 is DefaultMaxCollect
+	OnLimit        Policy // "" is FailOnLimit
 }
 
 // Stage is the window stage (a flow.Stage).
 type Stage struct {
-	cfg  Config
-	log  *slog.Logger
-	now  func() time.Time
-	late atomic.Int64
+	cfg         Config
+	log         *slog.Logger
+	now         func() time.Time
+	late        atomic.Int64
+	early       atomic.Int64 // windows emitted early
+	limitFailed atomic.Int64 // records failed by a limit
+	warned      atomic.Int64 // unix nanoseconds of the last limit warning
 }
 
 // New validates cfg and returns the stage. log may be nil.
 func New(cfg Config, log *slog.Logger) (*Stage, error) {
 	if cfg.Op == "" {
 		cfg.Op = Count
+	}
+	if cfg.OnLimit == "" {
+		cfg.OnLimit = FailOnLimit
+	}
+	if cfg.MaxOpenWindows == 0 {
+		cfg.MaxOpenWindows = DefaultMaxOpenWindows
+	}
+	if cfg.MaxCollect == 0 && cfg.Op == Collect {
+		cfg.MaxCollect = DefaultMaxCollect
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -179,11 +230,77 @@ func (c *Config) validate() error {
 	default:
 		return bad("aggregate.op", "unknown aggregate %q (want count, sum, min, max, avg or collect)", c.Op)
 	}
+	return c.validateLimits()
+}
+
+func (c *Config) validateLimits() error {
+	switch c.OnLimit {
+	case FailOnLimit, EmitEarly:
+	default:
+		return bad("on_limit", "unknown policy %q (want fail or emit_early)", c.OnLimit)
+	}
+	if c.MaxOpenWindows < 1 || c.MaxOpenWindows > MaxOpenWindowsBound {
+		return bad("max_open_windows", "%d is outside 1-%d", c.MaxOpenWindows, MaxOpenWindowsBound)
+	}
+	if n := windowsPerRecord(c.Size, c.Slide); c.Kind == Sliding && int64(c.MaxOpenWindows) < n {
+		return bad("max_open_windows", "each record counts in %d windows (size %s / slide %s): make it at least %d",
+			n, registry.FormatDuration(c.Size), registry.FormatDuration(c.Slide), n)
+	}
+	if c.Op != Collect {
+		if c.MaxCollect != 0 {
+			return bad("max_collect", "only used by aggregate.op collect (the other aggregates keep one number per window)")
+		}
+		return nil
+	}
+	if c.MaxCollect < 1 || c.MaxCollect > MaxCollectBound {
+		return bad("max_collect", "%d is outside 1-%d", c.MaxCollect, MaxCollectBound)
+	}
 	return nil
+}
+
+// LimitError is a record failed because a memory limit was reached, with
+// on_limit: fail.
+type LimitError struct {
+	Limit string // max_open_windows or max_collect
+	Max   int
+	What  string // what the record would have needed
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s (%d) reached: %s; raise %s or set on_limit: emit_early", e.Limit, e.Max, e.What, e.Limit)
 }
 
 // Late is the number of records dropped as late so far.
 func (s *Stage) Late() int64 { return s.late.Load() }
+
+// EarlyEmitted is the number of windows emitted early so far because a
+// limit was reached (on_limit: emit_early).
+func (s *Stage) EarlyEmitted() int64 { return s.early.Load() }
+
+// LimitFailed is the number of records failed so far because a limit was
+// reached (on_limit: fail).
+func (s *Stage) LimitFailed() int64 { return s.limitFailed.Load() }
+
+// limitReached counts a limit acting (a record failed, or a window
+// emitted early) and warns, at most once per LimitLogEvery for the stage.
+func (s *Stage) limitReached(limit string, max int) {
+	if s.cfg.OnLimit == EmitEarly {
+		s.early.Add(1)
+	} else {
+		s.limitFailed.Add(1)
+	}
+	now := s.now().UnixNano()
+	last := s.warned.Load()
+	if last != 0 && now-last < int64(LimitLogEvery) || !s.warned.CompareAndSwap(last, now) {
+		return
+	}
+	what := "records past it fail and go to on_error"
+	if s.cfg.OnLimit == EmitEarly {
+		what = "windows are emitted early, marked \"early\": true"
+	}
+	s.log.Warn("window limit reached: "+what, "limit", limit, "max", max, "on_limit", string(s.cfg.OnLimit),
+		"early_emitted", s.early.Load(), "failed", s.limitFailed.Load())
+}
 
 // Run implements flow.Stage.
 func (s *Stage) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
@@ -203,10 +320,18 @@ func (s *Stage) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter
 		timer.Reset(max(time.Duration(st.heap[0].end-s.now().UnixNano()), 0))
 		tick = timer.C
 	}
-	lateBefore := s.late.Load()
+	lateBefore, earlyBefore, failedBefore := s.late.Load(), s.early.Load(), s.limitFailed.Load()
 	defer func() {
 		if n := s.late.Load() - lateBefore; n > 0 {
 			s.log.Warn("window dropped late records", "count", n, "allowed_lateness", s.cfg.AllowedLateness)
+		}
+		if n := s.early.Load() - earlyBefore; n > 0 {
+			s.log.Warn("window emitted windows early at a limit", "count", n,
+				"max_open_windows", s.cfg.MaxOpenWindows, "max_collect", s.cfg.MaxCollect)
+		}
+		if n := s.limitFailed.Load() - failedBefore; n > 0 {
+			s.log.Warn("window failed records at a limit", "count", n,
+				"max_open_windows", s.cfg.MaxOpenWindows, "max_collect", s.cfg.MaxCollect)
 		}
 	}()
 	for {
@@ -219,7 +344,11 @@ func (s *Stage) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter
 				st.abort(err)
 				return nil
 			}
-			if err := st.emit(ctx, out, st.closeUpTo(st.watermark)); err != nil {
+			// First the windows add closed at a limit, then those the
+			// watermark closes.
+			closed := append(st.out, st.closeUpTo(st.watermark)...)
+			st.out = nil
+			if err := st.emit(ctx, out, closed); err != nil {
 				st.abort(err)
 				return nil
 			}

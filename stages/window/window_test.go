@@ -36,15 +36,21 @@ type result struct {
 	End   time.Time `json:"end"`
 	Count int       `json:"count"`
 	Value any       `json:"value"`
+	Early bool      `json:"early"`
 }
 
-// String is "key[start,end) count value" with times as seconds after t0.
+// String is "key[start,end) count value" with times as seconds after t0,
+// and " early" after a window emitted early.
 func (r result) String() string {
 	k := "-"
 	if r.Key != nil {
 		k = *r.Key
 	}
-	return fmt.Sprintf("%s[%d,%d) %d %v", k, int(r.Start.Sub(t0).Seconds()), int(r.End.Sub(t0).Seconds()), r.Count, r.Value)
+	s := fmt.Sprintf("%s[%d,%d) %d %v", k, int(r.Start.Sub(t0).Seconds()), int(r.End.Sub(t0).Seconds()), r.Count, r.Value)
+	if r.Early {
+		s += " early"
+	}
+	return s
 }
 
 func results(t *testing.T, recs []flow.Record) []string {
