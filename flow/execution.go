@@ -119,6 +119,8 @@ func (x *execution) start() {
 			x.startSource(r)
 		case n.kind == KindSink && n.parallelism == 1:
 			x.startWriter(r)
+		case n.proc != nil && n.parallelism == 1:
+			x.startProcessor(r)
 		default:
 			x.startWorkers(r)
 		}

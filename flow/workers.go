@@ -11,11 +11,12 @@ import (
 
 // A stage or sink runs as workers: parallelism of them, fed by a
 // dispatcher that takes batches off the node's input edge (freeing
-// capacity) and shards them so the node's ordering holds. A sink of one
-// worker has no dispatcher: its writer takes batches off the edge itself
-// (startWriter). Processor stages and sinks are run here, through the
-// node's middleware (chain); a Stage of its own gets the input and the
-// Emitter and runs as it likes.
+// capacity) and shards them so the node's ordering holds. A sink or a
+// processor stage of one worker has no dispatcher: its one goroutine takes
+// batches off the edge itself (startWriter, startProcessor), which saves a
+// goroutine handoff per batch. Processor stages and sinks are run here,
+// through the node's middleware (chain); a Stage of its own gets the input
+// and the Emitter and runs as it likes.
 
 // startWorkers runs a stage, or a sink of several workers. Worker 0 starts
 // at once; the others with the first batch given to them, so parallelism
@@ -87,6 +88,32 @@ func (r *nodeRun) work(ctx context.Context, in <-chan *Batch) error {
 // stopped is what fails the batches a worker that quit left behind.
 func (r *nodeRun) stopped() error { return fmt.Errorf("%s %s stopped", r.kind, r.id) }
 
+// startProcessor runs a processor stage of one worker, which takes its
+// batches straight off its input edge.
+func (x *execution) startProcessor(r *nodeRun) {
+	x.goNode(r.node, func() {
+		defer r.out.closeOutputs()
+		in := edgeFeed{e: r.in, stats: r.stats}
+		fn := r.chain(r.proc.Process)
+		var res Output
+		err := protect(func() error {
+			for b := in.next(x.hardCtx); b != nil; b = in.next(x.hardCtx) {
+				if !processBatch(x.hardCtx, b, r.out, fn, &res) {
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil && x.hardCtx.Err() == nil {
+			x.fail(fmt.Errorf("%s %s: %w", r.kind, r.id, err))
+		}
+		// Like a worker that quit early: the rest of the input fails.
+		for b := in.next(x.hardCtx); b != nil; b = in.next(x.hardCtx) {
+			b.Settle(r.stopped())
+		}
+	})
+}
+
 // startWriter runs a sink of one worker, which takes its batches straight
 // off its input edge.
 func (x *execution) startWriter(r *nodeRun) {
@@ -137,28 +164,35 @@ func (r *nodeRun) chain(fn ProcessFunc) ProcessFunc {
 func process(ctx context.Context, in <-chan *Batch, out Emitter, fn ProcessFunc) error {
 	var res Output
 	for b := range in {
-		res.Records, res.Errors = nil, res.Errors[:0]
-		if err := fn(ctx, b.Records, &res); err != nil {
-			res.Records = nil
-			res.Errors = res.Errors[:0]
-			for _, r := range b.Records {
-				res.Errors = append(res.Errors, RecordError{Record: r, Err: err, Attempts: 1})
-			}
-		}
-		if err := out.Reject(ctx, b, res.Errors); err != nil {
-			b.Settle(err)
-			continue
-		}
-		if len(res.Records) == 0 {
-			b.Settle(nil)
-			continue
-		}
-		b.Records = res.Records
-		if err := out.Emit(ctx, b); err != nil && ctx.Err() != nil {
+		if !processBatch(ctx, b, out, fn, &res) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// processBatch runs one batch through fn and passes on what came out;
+// res is scratch reused from batch to batch. It is false when the run was
+// killed: the caller stops.
+func processBatch(ctx context.Context, b *Batch, out Emitter, fn ProcessFunc, res *Output) bool {
+	res.Records, res.Errors = nil, res.Errors[:0]
+	if err := fn(ctx, b.Records, res); err != nil {
+		res.Records = nil
+		res.Errors = res.Errors[:0]
+		for _, r := range b.Records {
+			res.Errors = append(res.Errors, RecordError{Record: r, Err: err, Attempts: 1})
+		}
+	}
+	if err := out.Reject(ctx, b, res.Errors); err != nil {
+		b.Settle(err)
+		return true
+	}
+	if len(res.Records) == 0 {
+		b.Settle(nil)
+		return true
+	}
+	b.Records = res.Records
+	return out.Emit(ctx, b) == nil || ctx.Err() == nil
 }
 
 // writeAll is a sink worker. Each Write gets everything waiting on the
@@ -167,7 +201,7 @@ func process(ctx context.Context, in <-chan *Batch, out Emitter, fn ProcessFunc)
 func (r *nodeRun) writeAll(ctx context.Context, in feed) error {
 	fn := r.chain(r.write)
 	var res Output
-	var waiting []*Batch
+	var m merger
 	for {
 		first := in.next(ctx)
 		if first == nil {
@@ -175,12 +209,12 @@ func (r *nodeRun) writeAll(ctx context.Context, in feed) error {
 				// Killed: what would have been the next Write fails
 				// with the kill's error.
 				if b := in.ready(); b != nil {
-					coalesce(b, in, r.sinkBatch, &waiting).Settle(ctx.Err())
+					m.coalesce(b, in, r.sinkBatch).Settle(ctx.Err())
 				}
 			}
 			return nil
 		}
-		b := coalesce(first, in, r.sinkBatch, &waiting)
+		b := m.coalesce(first, in, r.sinkBatch)
 		res.Records, res.Errors = nil, res.Errors[:0]
 		if err := fn(ctx, b.Records, &res); err != nil {
 			for _, rec := range b.Records {
@@ -214,15 +248,25 @@ func (r *nodeRun) write(ctx context.Context, recs []Record, out *Output) error {
 	return err
 }
 
+// merger is a sink worker's coalescing state, reused from Write to Write.
+type merger struct {
+	waiting []*Batch // the batches being merged
+	// recs is the array merged records are copied into. A Sink does not
+	// keep the records it is given past its Write (as an io.Writer does
+	// not keep p), and the batch is settled before the next merge, so the
+	// array serves every Write: a sink's writes allocate nothing.
+	recs []Record
+	used int // how much of recs the last merge filled
+}
+
 // coalesce merges into first the batches already waiting on in, until it
 // holds max records: one Write (one flush, fsync or produce request) then
 // takes what queued while the last one ran. The batches are gathered
-// first (in waiting, whose array is reused) so the merged records are
-// copied once into an array of their exact size; the acks move along
-// (Absorb).
-func coalesce(first *Batch, in feed, max int, waiting *[]*Batch) *Batch {
+// first so the merged records are copied once, into m's array (grown to
+// the exact size when too small); the acks move along (Absorb).
+func (m *merger) coalesce(first *Batch, in feed, max int) *Batch {
 	n := len(first.Records)
-	more := (*waiting)[:0]
+	more := m.waiting[:0]
 	for n < max {
 		b := in.ready()
 		if b == nil {
@@ -234,15 +278,23 @@ func coalesce(first *Batch, in feed, max int, waiting *[]*Batch) *Batch {
 	if len(more) == 0 {
 		return first
 	}
-	recs := make([]Record, 0, n)
-	recs = append(recs, first.Records...)
+	if cap(m.recs) < n {
+		m.recs, m.used = make([]Record, 0, n), 0
+	}
+	recs := append(m.recs[:0], first.Records...)
 	for i, b := range more {
 		recs = append(recs, b.Records...)
 		first.Absorb(b)
 		more[i] = nil
 	}
+	// What the last merge left past this one's end would keep its
+	// records' bytes alive.
+	if m.used > len(recs) {
+		clear(m.recs[len(recs):m.used])
+	}
+	m.used = len(recs)
 	first.Records = recs
-	*waiting = more[:0]
+	m.waiting = more[:0]
 	return first
 }
 
