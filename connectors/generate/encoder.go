@@ -63,16 +63,22 @@ func decimalDigits(n int64) int {
 	return d
 }
 
-// batch renders records first..first+n-1 into one freshly allocated arena
-// (the previous batch's bytes may still be downstream, and emitted bytes
-// are immutable). Slices are capped so an append by a stage cannot spill
-// into a neighbour.
+// batch renders records first..first+n-1 into a new array (fill).
 func (e *encoder) batch(source string, first int64, n int, now time.Time) []flow.Record {
-	recs := make([]flow.Record, n)
+	return e.fill(make([]flow.Record, n), source, first, now)
+}
+
+// fill renders records first..first+len(recs)-1 into recs, overwriting
+// each record whole (recs may be an array a batch already went through),
+// and their bytes into one freshly allocated arena (the previous batch's
+// bytes may still be downstream, and emitted bytes are immutable). Slices
+// are capped so an append by a stage cannot spill into a neighbour.
+func (e *encoder) fill(recs []flow.Record, source string, first int64, now time.Time) []flow.Record {
+	n := len(recs)
 	arena := make([]byte, 0, n*e.recordSize(decimalDigits(first+int64(n)-1)))
 	for i := range recs {
 		seq := first + int64(i)
-		r := &recs[i]
+		var key []byte
 		if e.keyPart != nil {
 			start := len(arena)
 			for j, p := range e.keyPart {
@@ -81,15 +87,18 @@ func (e *encoder) batch(source string, first int64, n int, now time.Time) []flow
 				}
 				arena = append(arena, p...)
 			}
-			r.Key = arena[start:len(arena):len(arena)]
+			key = arena[start:len(arena):len(arena)]
 		}
 		start := len(arena)
 		arena = append(arena, valuePrefix...)
 		arena = strconv.AppendInt(arena, seq, 10)
 		arena = append(arena, e.tail...)
-		r.Value = arena[start:len(arena):len(arena)]
-		r.Timestamp = now
-		r.Origin = flow.Origin{Source: source, Offset: seq}
+		recs[i] = flow.Record{
+			Key:       key,
+			Value:     arena[start:len(arena):len(arena)],
+			Timestamp: now,
+			Origin:    flow.Origin{Source: source, Offset: seq},
+		}
 	}
 	return recs
 }

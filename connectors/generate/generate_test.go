@@ -287,7 +287,7 @@ func TestWatermarkOutOfOrder(t *testing.T) {
 	var w watermark
 	var acks []*flow.Batch
 	for _, r := range [][2]int{{0, 10}, {10, 5}, {15, 5}, {20, 5}} {
-		acks = append(acks, flow.NewBatch(nil, w.track(int64(r[0]), r[1])))
+		acks = append(acks, flow.NewBatch(nil, w.track(int64(r[0]), r[1], nil)))
 	}
 	acks[2].Settle(nil)
 	acks[1].Settle(nil)
@@ -425,5 +425,63 @@ func TestTokenBucketKeepsRateDespiteOversleeping(t *testing.T) {
 	rate := float64((takes-1)*256) / c.t.Sub(time.Unix(0, 0)).Seconds()
 	if rate < 99000 {
 		t.Fatalf("achieved %.0f tokens/s with 0.7ms oversleep, want 100000", rate)
+	}
+}
+
+// holder is an Emitter keeping the last few batches unsettled, as edges
+// and stages downstream do, and writing into their records as a map stage
+// may before settling the oldest.
+type holder struct {
+	t      *testing.T
+	keep   int
+	held   []*flow.Batch
+	arrays map[*flow.Record]bool
+}
+
+func (h *holder) Emit(_ context.Context, b *flow.Batch) error {
+	first := &b.Records[0]
+	for _, o := range h.held {
+		if &o.Records[0] == first {
+			h.t.Fatalf("batch of seq %d got the array of unsettled seq %d", first.Origin.Offset, o.Records[0].Origin.Offset)
+		}
+	}
+	for i, r := range b.Records {
+		if want := `{"seq":` + strconv.FormatInt(r.Origin.Offset, 10) + `}`; string(r.Value) != want || r.Key != nil || r.Headers != nil {
+			h.t.Fatalf("record %d of a batch: %+v, want value %s and no key or headers", i, r, want)
+		}
+	}
+	h.arrays[first] = true
+	h.held = append(h.held, b)
+	if len(h.held) > h.keep {
+		old := h.held[0]
+		h.held = h.held[1:]
+		for i := range old.Records {
+			old.Records[i].Key = []byte("k")
+			old.Records[i].Headers = []flow.Header{{Key: "h"}}
+		}
+		old.Settle(nil)
+	}
+	return nil
+}
+
+func (h *holder) Reject(context.Context, *flow.Batch, []flow.RecordError) error { return nil }
+
+// The record arrays of settled batches are reused, and only those: a
+// batch still held downstream keeps its array, and a reused array holds
+// nothing of the records it held before.
+func TestRecordArraysReusedOnceSettled(t *testing.T) {
+	src := newSource(t, nil, map[string]any{"count": 100 * 10, "batch": 10})
+	h := &holder{t: t, keep: 3, arrays: map[*flow.Record]bool{}}
+	if err := src.Run(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.arrays) > h.keep+2 {
+		t.Fatalf("100 batches used %d arrays with %d held at a time: arrays are not reused", len(h.arrays), h.keep)
+	}
+	for _, b := range h.held {
+		b.Settle(nil)
+	}
+	if src.Acked() != 1000 {
+		t.Fatalf("acked %d, want 1000", src.Acked())
 	}
 }

@@ -22,9 +22,15 @@ type watermark struct {
 	failed atomic.Int64 // records whose ack reported an error
 }
 
-// track returns the Ack for records [start, start+n).
-func (w *watermark) track(start int64, n int) *flow.Ack {
-	return flow.NewAck(func(err error) { w.settle(start, start+int64(n), err) })
+// track returns the Ack for records [start, start+n); then, if not nil,
+// runs after the range is settled.
+func (w *watermark) track(start int64, n int, then func()) *flow.Ack {
+	return flow.NewAck(func(err error) {
+		w.settle(start, start+int64(n), err)
+		if then != nil {
+			then()
+		}
+	})
 }
 
 func (w *watermark) settle(start, end int64, err error) {
