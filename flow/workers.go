@@ -222,6 +222,9 @@ func (r *nodeRun) writeAll(ctx context.Context, in feed) error {
 			}
 		}
 		r.stats.Out.Add(int64(len(b.Records) - len(res.Errors)))
+		if len(res.Errors) < len(b.Records) { // wrote some: their age now
+			r.stats.ages.observe(b.Records)
+		}
 		if err := r.out.Reject(ctx, b, res.Errors); err != nil {
 			b.Settle(err)
 			continue

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,7 +79,7 @@ func TestGraphPageInHeadlessChromium(t *testing.T) {
 	bin := chromium(t)
 	jam := &gate{open: make(chan struct{})}
 	p := flow.New("browser-test", flow.WithLogger(quietLog()), flow.WithDrainTimeout(5*time.Second)).
-		Source("numbers", &numbers{n: -1, size: 50, pace: 5 * time.Millisecond}, flow.Type("test_numbers")).
+		Source("numbers", &numbers{n: -1, size: 50, pace: 5 * time.Millisecond, stamped: true, age: 40 * time.Second}, flow.Type("test_numbers")).
 		Source("flood", &numbers{n: -1, size: 64}, flow.Type("test_flood")).
 		Stage("copy", flow.ProcessorStage(passthrough), flow.Inputs("numbers"), flow.Type("test_copy")).
 		Sink("out", &counting{}, flow.Inputs("copy"), flow.Type("test_count")).
@@ -107,6 +108,11 @@ func TestGraphPageInHeadlessChromium(t *testing.T) {
 	}
 	if rates := between(dom, `data-node="numbers"`, "</g>"); !strings.Contains(rates, "/s") || strings.Contains(rates, "out 0/s") {
 		t.Errorf("numbers shows no live rate: %s", rates)
+	}
+	// Drawn by the script too: the records reach out about 40 s after
+	// their timestamps.
+	if age := between(dom, `data-node="out"`, "</g>"); !regexp.MustCompile(`>age p50 [3-6][0-9]s  p99 [3-6][0-9]s<`).MatchString(age) {
+		t.Errorf("out shows no record age: %s", age)
 	}
 
 	shot := filepath.Join(t.TempDir(), "graph.png")

@@ -19,8 +19,9 @@ type graphState struct {
 }
 
 // nodeState is one node in /graph.json. Rates are records per second over
-// the last second or so; Fill, Buffered and Capacity describe the node's
-// input edge (zero for sources, which have none).
+// the last second or so (between the last two readings of the counters,
+// at least minRateWindow apart); Fill, Buffered and Capacity describe the
+// node's input edge (zero for sources, which have none).
 type nodeState struct {
 	ID       string   `json:"id"`
 	Kind     string   `json:"kind"`
@@ -35,6 +36,41 @@ type nodeState struct {
 	Buffered int64    `json:"buffered"`
 	Capacity int64    `json:"capacity"`
 	Running  bool     `json:"running"`
+	// Age is a sink's record ages over the same window as the rates;
+	// absent when it wrote no record with a timestamp then.
+	Age *ageState `json:"age,omitempty"`
+}
+
+// ageState is how old the records a sink wrote were when it wrote them:
+// how many it wrote with a timestamp, and the median and 99th percentile
+// of their age in seconds, estimated from the histogram's buckets. A
+// quantile past the histogram's last bound (ageLimit) is null: the
+// histogram only says it is older.
+type ageState struct {
+	Records int64    `json:"records"`
+	P50     *float64 `json:"p50"`
+	P99     *float64 `json:"p99"`
+}
+
+// ageLimit is the last bound of the record age histogram.
+var ageLimit = flow.AgeBounds()[len(flow.AgeBounds())-1]
+
+func newAgeState(c flow.AgeCounts) *ageState {
+	n := c.Count()
+	if n <= 0 {
+		return nil
+	}
+	return &ageState{Records: n, P50: quantileSeconds(c, 0.5), P99: quantileSeconds(c, 0.99)}
+}
+
+// quantileSeconds is c's q-quantile in seconds; nil past the last bound.
+func quantileSeconds(c flow.AgeCounts, q float64) *float64 {
+	d, ok := c.Quantile(q)
+	if !ok || d > ageLimit {
+		return nil
+	}
+	s := d.Seconds()
+	return &s
 }
 
 // graphSource reads a pipeline's shape once and its numbers on demand.
@@ -52,16 +88,17 @@ func newGraphSource(p *flow.Pipeline) *graphSource {
 
 // state samples every node now.
 func (g *graphSource) state(now time.Time) graphState {
-	inRate, outRate := g.rates.update(g.stats, now)
+	r := g.rates.read(g.stats, now)
 	st := graphState{Pipeline: g.pipeline, Time: now.UTC(), Nodes: make([]nodeState, len(g.nodes))}
 	for i, n := range g.nodes {
 		s := g.stats[i]
 		st.Nodes[i] = nodeState{
 			ID: n.ID, Kind: n.Kind.String(), Type: n.Type, Inputs: append([]string{}, n.Inputs...),
 			In: s.In.Load(), Out: s.Out.Load(), Errors: s.Errors.Load(),
-			InRate: inRate[i], OutRate: outRate[i],
+			InRate: r.in[i], OutRate: r.out[i],
 			Fill: s.Fill(), Buffered: s.Buffered(), Capacity: s.Capacity(),
 			Running: s.Running(),
+			Age:     newAgeState(r.ages[i]),
 		}
 	}
 	return st

@@ -17,10 +17,13 @@ import (
 )
 
 // numbers emits n records (or, with n < 0, until stopped) in batches of
-// size, pausing pace between batches so an endless run stays cheap.
+// size, pausing pace between batches so an endless run stays cheap. With
+// stamped, each record's Timestamp is age before it was emitted.
 type numbers struct {
 	n, size int
 	pace    time.Duration
+	stamped bool
+	age     time.Duration
 	acked   atomic.Int64
 }
 
@@ -34,7 +37,11 @@ func (s *numbers) Run(ctx context.Context, out flow.Emitter) error {
 	for i := 0; s.n < 0 || i < s.n; {
 		recs := make([]flow.Record, 0, s.size)
 		for ; len(recs) < s.size && (s.n < 0 || i < s.n); i++ {
-			recs = append(recs, flow.Record{Value: strconv.AppendInt(nil, int64(i), 10)})
+			r := flow.Record{Value: strconv.AppendInt(nil, int64(i), 10)}
+			if s.stamped {
+				r.Timestamp = time.Now().Add(-s.age)
+			}
+			recs = append(recs, r)
 		}
 		cnt := int64(len(recs))
 		ack := flow.NewAck(func(err error) {

@@ -12,7 +12,7 @@ import (
 // Sizes of the graph drawing, in SVG user units.
 const (
 	boxW   = 240
-	boxH   = 84
+	boxH   = 100
 	laneH  = 14 // height of the slot an edge takes when it passes a column
 	colGap = 90
 	rowGap = 22

@@ -22,13 +22,16 @@ func newNodeCounter(name, help string, read func(*flow.NodeStats) int64) nodeCou
 }
 
 // nodeCollector exports the engine's NodeStats at scrape time: the
-// counters the engine keeps anyway are read, not counted a second time.
+// counters and the sinks' record age histograms the engine keeps anyway
+// are read, not counted a second time.
 type nodeCollector struct {
 	pipeline string
 	stats    []*flow.NodeStats
 	counters []nodeCounter
 	fill     *prometheus.Desc
 	buffered *prometheus.Desc
+	age      *prometheus.Desc
+	ageLe    []float64 // the age buckets' bounds, in seconds
 }
 
 func newNodeCollector(p *flow.Pipeline) *nodeCollector {
@@ -64,7 +67,22 @@ func newNodeCollector(p *flow.Pipeline) *nodeCollector {
 		buffered: prometheus.NewDesc("sluice_edge_buffered_records",
 			"Records waiting on a stage's or sink's input edge.",
 			nodeLabels, nil),
+		age: prometheus.NewDesc("sluice_record_age_seconds",
+			"Age of the records a sink wrote when their write returned: now minus the record's source timestamp "+
+				"(end-to-end latency); records without a timestamp are not counted.",
+			nodeLabels, nil),
+		ageLe: ageBoundsSeconds(),
 	}
+}
+
+// ageBoundsSeconds are flow's record age buckets, in seconds.
+func ageBoundsSeconds() []float64 {
+	bounds := flow.AgeBounds()
+	le := make([]float64, len(bounds))
+	for i, b := range bounds {
+		le[i] = b.Seconds()
+	}
+	return le
 }
 
 // Describe implements prometheus.Collector.
@@ -74,6 +92,7 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- c.fill
 	ch <- c.buffered
+	ch <- c.age
 }
 
 // Collect implements prometheus.Collector.
@@ -88,7 +107,22 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, s.Fill(), labels...)
 		ch <- prometheus.MustNewConstMetric(c.buffered, prometheus.GaugeValue, float64(s.Buffered()), labels...)
+		if s.Kind == flow.KindSink {
+			ch <- c.ageHistogram(s.Ages(), labels)
+		}
 	}
+}
+
+// ageHistogram exports a sink's record ages since the run started.
+func (c *nodeCollector) ageHistogram(ages flow.AgeCounts, labels []string) prometheus.Metric {
+	cumulative := make(map[float64]uint64, len(c.ageLe))
+	var n int64
+	for i, le := range c.ageLe {
+		n += ages.Buckets[i]
+		cumulative[le] = uint64(n)
+	}
+	n += ages.Buckets[len(c.ageLe)] // past the last bound: only in the count
+	return prometheus.MustNewConstHistogram(c.age, uint64(n), ages.Sum, cumulative, labels...)
 }
 
 // newRegistry gathers everything /metrics serves for p: the node

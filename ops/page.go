@@ -23,6 +23,9 @@ type pageData struct {
 	Width, Height int
 	Nodes         []pageNode
 	Arcs          []pageArc
+	// AgeLimit is the record age histogram's last bound, in seconds: the
+	// script shows a quantile past it (null in /graph.json) as older.
+	AgeLimit float64
 	// Auth is the Authorization header the page was fetched with, handed
 	// to its script so /graph.json polls carry the same credentials. Only
 	// set when a token guards the server: the caller already holds it.
@@ -32,7 +35,7 @@ type pageData struct {
 type pageNode struct {
 	ID, Label, Kind, Type string
 	X, Y, W, H            int
-	Rates, Buffer         string
+	Rates, Buffer, Age    string
 	Done                  bool
 }
 
@@ -49,7 +52,7 @@ func pageHandler(g *graphSource, guarded bool) http.Handler {
 	draw := layOut(g.nodes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := g.state(time.Now())
-		data := pageData{Pipeline: g.pipeline, Width: draw.Width, Height: draw.Height}
+		data := pageData{Pipeline: g.pipeline, Width: draw.Width, Height: draw.Height, AgeLimit: ageLimit.Seconds()}
 		if guarded {
 			data.Auth = r.Header.Get("Authorization")
 		}
@@ -58,7 +61,7 @@ func pageHandler(g *graphSource, guarded bool) http.Handler {
 			data.Nodes = append(data.Nodes, pageNode{
 				ID: n.ID, Label: clipLabel(n.ID, 26), Kind: n.Kind, Type: n.Type,
 				X: b.X, Y: b.Y, W: b.W, H: b.H,
-				Rates: rateLine(n), Buffer: bufferLine(n), Done: !n.Running,
+				Rates: rateLine(n), Buffer: bufferLine(n), Age: ageLine(n), Done: !n.Running,
 			})
 		}
 		for _, a := range draw.Arcs {
@@ -101,6 +104,43 @@ func bufferLine(n nodeState) string {
 		s += fmt.Sprintf("%d failed", n.Errors)
 	}
 	return s
+}
+
+// ageLine is a sink's p50 and p99 record age over the last window; empty
+// when it wrote no record with a timestamp then.
+func ageLine(n nodeState) string {
+	if n.Age == nil {
+		return ""
+	}
+	return "age p50 " + ageText(n.Age.P50) + "  p99 " + ageText(n.Age.P99)
+}
+
+// ageText renders an age in seconds with two or three significant digits
+// and its unit; nil is past ageLimit.
+func ageText(s *float64) string {
+	if s == nil {
+		return ">" + seconds(ageLimit.Seconds())
+	}
+	return seconds(*s)
+}
+
+func seconds(s float64) string {
+	switch {
+	case s < 0.001:
+		return fmt.Sprintf("%.0fµs", s*1e6)
+	case s < 0.01:
+		return fmt.Sprintf("%.1fms", s*1e3)
+	case s < 1:
+		return fmt.Sprintf("%.0fms", s*1e3)
+	case s < 10:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 60:
+		return fmt.Sprintf("%.0fs", s)
+	case s < 600:
+		return fmt.Sprintf("%.1fmin", s/60)
+	default:
+		return fmt.Sprintf("%.0fmin", s/60)
+	}
 }
 
 // human renders a rate with at most four significant characters.

@@ -5,7 +5,7 @@
 //	GET /metrics       Prometheus text format
 //	GET /healthz       200 "ok" while the process serves (never guarded)
 //	GET /readyz        200 "ready", or 503 naming each unready node and why
-//	GET /graph         HTML page: the DAG with live rates and buffer fill
+//	GET /graph         HTML page: the DAG with live rates, buffer fill and sink record ages
 //	GET /graph.json    the data the page polls
 //	GET /debug/pprof/  only with settings.http.pprof: true
 //

@@ -51,6 +51,10 @@ type nodeSample struct {
 	fill          float64
 	hasInput      bool
 	running       bool
+	// ages is a sink's record age histogram since the start (none for
+	// other nodes): a frame shows the quantiles of the records written
+	// since the previous sample.
+	ages flow.AgeCounts
 }
 
 func sample(stats []*flow.NodeStats) []nodeSample {
@@ -62,13 +66,19 @@ func sample(stats []*flow.NodeStats) []nodeSample {
 			fill: s.Fill(), hasInput: s.Kind != flow.KindSource,
 			running: s.Running(),
 		}
+		if s.Kind == flow.KindSink {
+			out[i].ages = s.Ages()
+		}
 	}
 	return out
 }
 
 // formatFrame renders one line per node: records in and out per second
-// since prev (taken dt earlier) and how full the node's input is. A full
-// input marks the bottleneck: the node after the last full one.
+// since prev (taken dt earlier) and how full the node's input is; for a
+// sink that wrote records with timestamps, the p50 and p99 of their age
+// (now minus the timestamp, when written) over the records written since
+// prev, or "-" when it wrote none since. A full input marks the
+// bottleneck: the node after the last full one.
 func formatFrame(prev, cur []nodeSample, dt time.Duration) []string {
 	idw := 4
 	for _, n := range cur {
@@ -89,10 +99,51 @@ func formatFrame(prev, cur []nodeSample, dt time.Duration) []string {
 		if !n.running {
 			state = "  done"
 		}
-		lines[i] = fmt.Sprintf("%-*s %-6s %-12s in %7s/s  out %7s/s  total %7s  buf %s%s",
-			idw, clipText(n.id, idw), n.kind, clipText(n.typ, 12), human(inRate), human(outRate), human(float64(n.out)), buf, state)
+		age := ""
+		if n.ages.Count() > 0 {
+			window := n.ages
+			if i < len(prev) && prev[i].id == n.id {
+				window = n.ages.Sub(prev[i].ages)
+			}
+			age = "  age -"
+			if window.Count() > 0 {
+				p50, _ := window.Quantile(0.5)
+				p99, _ := window.Quantile(0.99)
+				age = fmt.Sprintf("  age p50 %6s p99 %6s", shortAge(p50), shortAge(p99))
+			}
+		}
+		lines[i] = fmt.Sprintf("%-*s %-6s %-12s in %7s/s  out %7s/s  total %7s  buf %s%s%s",
+			idw, clipText(n.id, idw), n.kind, clipText(n.typ, 12), human(inRate), human(outRate), human(float64(n.out)), buf, age, state)
 	}
 	return lines
+}
+
+// ageLimit is the last bound of flow's record age histogram: a quantile
+// past it is only known to be older.
+var ageLimit = flow.AgeBounds()[len(flow.AgeBounds())-1]
+
+// shortAge renders an age in two or three digits and a unit: 420µs,
+// 3.1ms, 12ms, 2.2s, 42s, 1.5min; past ageLimit, >10min.
+func shortAge(d time.Duration) string {
+	if d > ageLimit {
+		return ">" + shortAge(ageLimit)
+	}
+	switch s := d.Seconds(); {
+	case s < 0.001:
+		return fmt.Sprintf("%.0fµs", s*1e6)
+	case s < 0.01:
+		return fmt.Sprintf("%.1fms", s*1e3)
+	case s < 1:
+		return fmt.Sprintf("%.0fms", s*1e3)
+	case s < 10:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 60:
+		return fmt.Sprintf("%.0fs", s)
+	case s < 600:
+		return fmt.Sprintf("%.1fmin", s/60)
+	default:
+		return fmt.Sprintf("%.0fmin", s/60)
+	}
 }
 
 func clipText(s string, n int) string {
@@ -258,7 +309,8 @@ func termWidth(w io.Writer) int {
 }
 
 // startProgress redraws stats on t every interval until stop is called;
-// stop draws a final frame and waits for the goroutine to end.
+// stop draws a final frame, whose record ages are those of the whole run,
+// and waits for the goroutine to end.
 func startProgress(t *liveTerm, stats func() []*flow.NodeStats, interval time.Duration) (stop func()) {
 	done := make(chan struct{})
 	exited := make(chan struct{})
@@ -278,6 +330,11 @@ func startProgress(t *liveTerm, stats func() []*flow.NodeStats, interval time.Du
 			case <-tick.C:
 				redraw()
 			case <-done:
+				// The frame left on screen sums the run up: ages since
+				// the start.
+				for i := range prev {
+					prev[i].ages = flow.AgeCounts{}
+				}
 				redraw()
 				t.detach()
 				return
