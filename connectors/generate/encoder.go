@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -68,37 +67,83 @@ func (e *encoder) batch(source string, first int64, n int, now time.Time) []flow
 	return e.fill(make([]flow.Record, n), source, first, now)
 }
 
-// fill renders records first..first+len(recs)-1 into recs, overwriting
-// each record whole (recs may be an array a batch already went through),
-// and their bytes into one freshly allocated arena (the previous batch's
-// bytes may still be downstream, and emitted bytes are immutable). Slices
-// are capped so an append by a stage cannot spill into a neighbour.
+// fill renders records first..first+len(recs)-1 into recs (which may be
+// an array a batch already went through: every field is set, those that
+// already hold the right value are not written again, which spares the
+// garbage collector's write barriers) and their bytes into one freshly
+// allocated arena (the previous batch's bytes may still be downstream, and
+// emitted bytes are immutable). Slices are capped so an append by a stage
+// cannot spill into a neighbour.
 func (e *encoder) fill(recs []flow.Record, source string, first int64, now time.Time) []flow.Record {
 	n := len(recs)
 	arena := make([]byte, 0, n*e.recordSize(decimalDigits(first+int64(n)-1)))
+	var seq counter
+	seq.set(first)
 	for i := range recs {
-		seq := first + int64(i)
-		var key []byte
+		r := &recs[i]
+		digits := seq.digits()
 		if e.keyPart != nil {
 			start := len(arena)
 			for j, p := range e.keyPart {
 				if j > 0 {
-					arena = strconv.AppendInt(arena, seq, 10)
+					arena = append(arena, digits...)
 				}
 				arena = append(arena, p...)
 			}
-			key = arena[start:len(arena):len(arena)]
+			r.Key = arena[start:len(arena):len(arena)]
+		} else if r.Key != nil {
+			r.Key = nil
 		}
 		start := len(arena)
 		arena = append(arena, valuePrefix...)
-		arena = strconv.AppendInt(arena, seq, 10)
+		arena = append(arena, digits...)
 		arena = append(arena, e.tail...)
-		recs[i] = flow.Record{
-			Key:       key,
-			Value:     arena[start:len(arena):len(arena)],
-			Timestamp: now,
-			Origin:    flow.Origin{Source: source, Offset: seq},
+		r.Value = arena[start:len(arena):len(arena)]
+		if r.Headers != nil {
+			r.Headers = nil
 		}
+		if r.Timestamp != now { // the same instant, location and all
+			r.Timestamp = now
+		}
+		if r.Origin.Source != source || r.Origin.Topic != "" {
+			r.Origin = flow.Origin{Source: source}
+		}
+		r.Origin.Partition = 0
+		r.Origin.Offset = first + int64(i)
+		seq.next()
 	}
 	return recs
+}
+
+// counter is a non-negative number in decimal, counted up a digit at a
+// time: cheaper than formatting each number anew.
+type counter struct {
+	buf   [20]byte // the digits end at the array's end
+	start int
+}
+
+func (c *counter) set(n int64) {
+	c.start = len(c.buf)
+	for {
+		c.start--
+		c.buf[c.start] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return
+		}
+	}
+}
+
+func (c *counter) digits() []byte { return c.buf[c.start:] }
+
+func (c *counter) next() {
+	for i := len(c.buf) - 1; i >= c.start; i-- {
+		if c.buf[i] != '9' {
+			c.buf[i]++
+			return
+		}
+		c.buf[i] = '0'
+	}
+	c.start--
+	c.buf[c.start] = '1'
 }

@@ -387,6 +387,36 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
+// BenchmarkFill measures rendering into a reused array, as Run does, per
+// record: the plain value of BenchmarkChain, and with a key and template.
+func BenchmarkFill(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		key      string
+		template map[string]any
+	}{
+		{"seq", "", nil},
+		{"key-template", "user-{seq}", map[string]any{"source": "bench", "amount": 42}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			enc, err := newEncoder(c.key, c.template)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs := make([]flow.Record, 512)
+			now := time.Now()
+			b.ReportAllocs()
+			seq := int64(0)
+			cpu := processCPU()
+			for b.Loop() {
+				enc.fill(recs, "gen", seq, now)
+				seq += int64(len(recs))
+			}
+			b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N*len(recs)), "cpu-ns/record")
+		})
+	}
+}
+
 // The arena is sized exactly: rendering never reallocates it, which would
 // leave earlier records pointing into a different array than later ones.
 func TestArenaSizedExactly(t *testing.T) {
