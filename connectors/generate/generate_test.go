@@ -515,3 +515,17 @@ func TestRecordArraysReusedOnceSettled(t *testing.T) {
 		t.Fatalf("acked %d, want 1000", src.Acked())
 	}
 }
+
+// The decimal counter reads as strconv formats, across carries.
+func TestCounterCountsInDecimal(t *testing.T) {
+	for _, from := range []int64{0, 8, 95, 999_995, 1<<62 - 3, 999_999_999_999_999_990} {
+		var c counter
+		c.set(from)
+		for n := from; n < from+12; n++ {
+			if got, want := string(c.digits()), strconv.FormatInt(n, 10); got != want {
+				t.Fatalf("counting from %d: got %s, want %s", from, got, want)
+			}
+			c.next()
+		}
+	}
+}
