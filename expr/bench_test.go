@@ -109,3 +109,44 @@ func BenchmarkScanMembers(b *testing.B) {
 		}
 	}
 }
+
+// processValue is a record of the whole-process benchmark
+// (scripts/bench/process.yaml): seq and a 76-byte string.
+var processValue = flow.Record{Value: []byte(`{"seq":1234567,"text":"the quick brown fox jumps over the lazy dog while sluice counts every record"}`)}
+
+// BenchmarkProcessRowMap is the map of the whole-process benchmark:
+// `value` alone, on a value already in the encoder's form.
+func BenchmarkProcessRowMap(b *testing.B) {
+	p := MustCompile(`value`)
+	e := NewEnv(p)
+	r := processValue
+	var buf []byte
+	threadCPU(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Bind(&r)
+		var ok bool
+		var err error
+		if buf, ok, err = e.AppendBytes(buf[:0], p); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+	if string(buf) != string(processValue.Value) {
+		b.Fatalf("got %s", buf)
+	}
+}
+
+// BenchmarkProcessRowFilter is the filter of the whole-process benchmark.
+func BenchmarkProcessRowFilter(b *testing.B) {
+	p := MustCompile(`value.seq % 2 == 0`, Expect(Bool))
+	e := NewEnv(p)
+	r := processValue
+	threadCPU(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Bind(&r)
+		if ok, err := e.EvalBool(p); err != nil || ok {
+			b.Fatal(ok, err)
+		}
+	}
+}

@@ -22,6 +22,9 @@ type Env struct {
 	rec   *flow.Record
 	progs []*Program
 	slots [][]int // per program in progs: its members' indexes in names
+	// per program in progs: for each field of its object literal, the
+	// index in names of the member it copies (-1: none)
+	fieldSlots [][]int
 
 	// The fast path reads members as vals; the VM reads boxed vars.
 	names   []string // members to look up (union over programs)
@@ -55,11 +58,18 @@ func (e *Env) add(p *Program) int {
 	for k, m := range p.members {
 		slots[k] = e.addMember(m, true)
 	}
+	var fields []int
+	if p.object != nil {
+		fields = make([]int, len(p.object))
+	}
+	pi := len(e.progs)
 	e.progs = append(e.progs, p)
 	e.slots = append(e.slots, slots)
-	for _, f := range p.object {
+	e.fieldSlots = append(e.fieldSlots, fields)
+	for k, f := range p.object {
+		fields[k] = -1
 		if f.member != "" {
-			e.addMember(f.member, false)
+			fields[k] = e.addMember(f.member, false)
 		}
 		if f.prog != nil && e.find(f.prog) < 0 {
 			e.add(f.prog)
@@ -68,7 +78,7 @@ func (e *Env) add(p *Program) int {
 	// A record already bound must be read again for the new members.
 	e.scanned = false
 	e.loaded &^= needMembers
-	return len(e.progs) - 1
+	return pi // not len-1: the fields' programs were added after p
 }
 
 func (e *Env) addMember(name string, asVar bool) int {
@@ -137,7 +147,11 @@ func (e *Env) scan() error {
 func (e *Env) mval(i int) val {
 	if !e.mdone[i] {
 		e.mdone[i] = true
-		e.mvals[i] = parseVal(e.spans[i].of(e.rec.Value), &e.sc.buf)
+		if sp := &e.spans[i]; sp.isInt {
+			e.mvals[i] = vInt(sp.n)
+		} else {
+			e.mvals[i] = parseVal(sp.of(e.rec.Value), &e.sc.buf)
+		}
 	}
 	return e.mvals[i]
 }
@@ -367,7 +381,8 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 		}
 		return AppendJSON(dst, x)
 	}
-	e.index(p)
+	pi := e.index(p) // may add p, growing fieldSlots
+	fields := e.fieldSlots[pi]
 	if e.rec == nil {
 		return dst, errors.New("expr: no record bound")
 	}
@@ -388,7 +403,7 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 		if err := e.scan(); err != nil {
 			return dst, err
 		}
-		if raw := e.span(f.member); raw != nil {
+		if raw := e.spans[fields[i]].of(e.rec.Value); raw != nil {
 			dst = append(dst, raw...)
 		} else {
 			dst = append(dst, "null"...)
@@ -405,15 +420,6 @@ func (e *Env) unchanged(p *Program) ([]byte, bool) {
 		return nil, false
 	}
 	return e.rec.Value, true
-}
-
-func (e *Env) span(name string) []byte {
-	for i, n := range e.names {
-		if n == name {
-			return e.spans[i].of(e.rec.Value)
-		}
-	}
-	return nil
 }
 
 func toFloat(v any) (float64, bool) {

@@ -77,8 +77,14 @@ func kindOf(c byte) string {
 
 // span locates a member's raw JSON in the value: b[start:end]; end 0
 // means absent. Offsets rather than slices keep the scan free of pointer
-// writes (and so of GC write barriers).
-type span struct{ start, end int }
+// writes (and so of GC write barriers). A member that is an integer of at
+// most 18 digits, the common case, is read as the scan passes it: its
+// value is in n when isInt.
+type span struct {
+	start, end int
+	n          int
+	isInt      bool
+}
 
 // of returns the member's bytes in b, nil when absent.
 func (sp span) of(b []byte) []byte {
@@ -153,17 +159,24 @@ func (s *scanner) members(names []string, spans []span) error {
 		}
 		i = skipWS(b, i+1)
 		start := i
-		s.i = i
-		if i < len(b) && (b[i] == '-' || b[i] >= '0' && b[i] <= '9') {
-			if _, _, err := s.number(); err != nil {
+		if n, end, ok := plainInt(b, i); ok {
+			i = end
+			if idx >= 0 {
+				spans[idx] = span{start: start, end: i, n: n, isInt: true}
+			}
+		} else {
+			s.i = i
+			if i < len(b) && (b[i] == '-' || b[i] >= '0' && b[i] <= '9') {
+				if _, _, err := s.number(); err != nil {
+					return err
+				}
+			} else if err := s.skip(); err != nil {
 				return err
 			}
-		} else if err := s.skip(); err != nil {
-			return err
-		}
-		i = s.i
-		if idx >= 0 {
-			spans[idx] = span{start, i}
+			i = s.i
+			if idx >= 0 {
+				spans[idx] = span{start: start, end: i}
+			}
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
@@ -181,6 +194,36 @@ func (s *scanner) members(names []string, spans []span) error {
 			return s.unexpected()
 		}
 	}
+}
+
+// plainInt reads the integer at b[i:] when it is written plainly: an
+// optional minus, then 1 to 18 digits without a leading zero (so it fits
+// an int), and no fraction or exponent after them. ok false means: read
+// it with the general scanner, which also reports what is wrong with it.
+func plainInt(b []byte, i int) (n, end int, ok bool) {
+	neg := i < len(b) && b[i] == '-'
+	j := i
+	if neg {
+		j++
+	}
+	if j >= len(b) || b[j] < '1' || b[j] > '9' {
+		return 0, 0, false
+	}
+	first := j
+	for ; j < len(b); j++ {
+		d := b[j] - '0'
+		if d > 9 {
+			break
+		}
+		n = n*10 + int(d)
+	}
+	if j-first > 18 || j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return 0, 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, j, true
 }
 
 func skipWS(b []byte, i int) int {
