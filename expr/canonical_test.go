@@ -75,6 +75,9 @@ func TestValueUnchanged(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("value of %s: got %s, want %s", v, got, want)
 		}
+		if same := env.Same(p); same != (v == string(want)) {
+			t.Errorf("Same for %s = %v, but AppendBytes wrote %s", v, same, got)
+		}
 	}
 }
 

@@ -41,6 +41,7 @@ type Env struct {
 	vm     vm.VM
 	loaded need
 	valErr error // value of this record could not be decoded
+	canon  int8  // the value is canonical (canonical): 0 not known yet, 1 yes, -1 no
 }
 
 // NewEnv returns an Env prepared for progs. Evaluating another program is
@@ -127,6 +128,7 @@ func (e *Env) Bind(r *flow.Record) {
 	clear(e.mdone)
 	e.loaded = 0
 	e.valErr = nil
+	e.canon = 0
 	if r == nil {
 		clear(e.vars)
 		clear(e.mvals)
@@ -416,10 +418,25 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 // value is JSON in the form encoding it again would produce: the result
 // is those bytes, without decoding them.
 func (e *Env) unchanged(p *Program) ([]byte, bool) {
-	if p.variable != "value" || e.rec == nil || !canonical(e.rec.Value) {
+	if p.variable != "value" || e.rec == nil {
 		return nil, false
 	}
-	return e.rec.Value, true
+	if e.canon == 0 {
+		e.canon = -1
+		if canonical(e.rec.Value) {
+			e.canon = 1
+		}
+	}
+	return e.rec.Value, e.canon > 0
+}
+
+// Same reports whether AppendBytes of p would append exactly the bound
+// record's value: p is `value` alone and the value is JSON in the form
+// the encoder writes. A caller may then keep the value's bytes (they are
+// immutable) instead of evaluating p and copying them.
+func (e *Env) Same(p *Program) bool {
+	_, ok := e.unchanged(p)
+	return ok
 }
 
 func toFloat(v any) (float64, bool) {

@@ -154,8 +154,11 @@ func (m *Map) Process(_ context.Context, in []flow.Record, out *flow.Output) err
 		kept++
 	}
 	out.Records = in[:kept]
-	if len(in) > 0 {
+	switch {
+	case len(arena) > 0:
 		w.perValue = len(arena)/len(in) + 8
+	case len(in) > 0:
+		w.perValue = 0 // values kept as they were (Same): no arena
 	}
 	return nil
 }
@@ -171,7 +174,11 @@ func (m *Map) apply(env *expr.Env, r *flow.Record, arena []byte) (fields, []byte
 	env.Bind(r)
 	var f fields
 	var err error
-	if m.value != nil {
+	switch {
+	case m.value == nil:
+	case env.Same(m.value):
+		f.value = r.Value // immutable: kept, not copied
+	default:
 		if f.value, arena, err = appendField(env, m.value, arena); err != nil {
 			return f, arena, err
 		}

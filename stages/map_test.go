@@ -148,3 +148,25 @@ func TestMapValuesDoNotAlias(t *testing.T) {
 		t.Fatalf("second value became %q after appending to the first", got)
 	}
 }
+
+// `value` alone keeps a value already in the encoder's form as it is (the
+// same bytes, not a copy) and rewrites any other, batch after batch.
+func TestMapKeepsAValueAlreadyInForm(t *testing.T) {
+	m, _ := NewMap(expr.MustCompile(`value`), nil)
+	for round := range 3 {
+		in := stagetest.Records(0, `{"a":1,"b":"x"}`, `{"b": 1, "a": 2}`, `[1,2]`)
+		kept := in[0].Value
+		var out flow.Output
+		if err := m.Process(context.Background(), in, &out); err != nil || len(out.Errors) > 0 {
+			t.Fatal(err, out.Errors)
+		}
+		if got := out.Records[0].Value; &got[0] != &kept[0] || len(got) != len(kept) {
+			t.Errorf("round %d: a canonical value was copied", round)
+		}
+		for i, want := range []string{`{"a":1,"b":"x"}`, `{"a":2,"b":1}`, `[1,2]`} {
+			if got := string(out.Records[i].Value); got != want {
+				t.Errorf("round %d: value %d = %s, want %s", round, i, got, want)
+			}
+		}
+	}
+}
