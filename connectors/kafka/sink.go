@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,7 +55,7 @@ type SinkConfig struct {
 
 	BatchSize  int               // records per produce request per partition, at most
 	BatchBytes registry.ByteSize // bytes per produce request per partition, at most; also the largest record accepted
-	Linger     time.Duration     // how long a partial batch waits for more records
+	Linger     time.Duration     // how long a partial batch may wait for more records; 0 sends it at once
 
 	MaxRetries int // retries of a failed produce request; 0 for none
 	Backoff    time.Duration
@@ -92,12 +91,14 @@ func (c *SinkConfig) validate() error {
 
 // Sink produces records to one topic. It implements flow.Sink and
 // flow.Closer. Write is safe for concurrent use: concurrent writes share
-// the same per-partition batches.
+// the same per-partition batches (see producer, produce.go).
 type Sink struct {
 	cfg       SinkConfig
 	sec       security
-	w         *kafka.Writer
+	prod      *producer
+	addr      net.Addr
 	transport *kafka.Transport
+	codec     kafka.Compression
 	bal       kafka.Balancer
 	acks      kafka.RequiredAcks
 
@@ -150,27 +151,8 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	default:
 		bal = kafka.Murmur2Balancer{}
 	}
-	w := &kafka.Writer{
-		Addr:            kafka.TCP(cfg.Brokers...),
-		Topic:           cfg.Topic,
-		Balancer:        bal,
-		MaxAttempts:     cfg.MaxRetries + 1,
-		WriteBackoffMin: cfg.Backoff,
-		WriteBackoffMax: cfg.MaxBackoff,
-		BatchSize:       cfg.BatchSize,
-		BatchBytes:      int64(cfg.BatchBytes),
-		BatchTimeout:    cfg.Linger,
-		RequiredAcks:    acks,
-		Compression:     codec,
-		Transport:       tr,
-		// As the Java producer does: the broker's auto.create.topics.enable
-		// decides (the dev broker allows it).
-		AllowAutoTopicCreation: true,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			cfg.Logger.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(msg, args...)))
-		}),
-	}
-	s := &Sink{cfg: cfg, sec: sec, w: w, transport: tr, bal: bal, acks: acks, topicExpr: prog}
+	s := &Sink{cfg: cfg, sec: sec, addr: kafka.TCP(cfg.Brokers...), transport: tr, codec: codec, bal: bal, acks: acks, topicExpr: prog}
+	s.prod = newProducer(s, tr, s.addr, acks, codec)
 	s.envs.New = func() any { return expr.NewEnv(prog) }
 	return s, nil
 }
@@ -196,22 +178,23 @@ func (s *Sink) Write(ctx context.Context, records []flow.Record) error {
 	groups, order := s.messages(records, fail)
 	if len(order) == 1 && failed == nil {
 		// The common case: one topic, nothing rejected up front.
-		if err := s.produce(ctx, groups[order[0]], fail); err != nil {
-			return err
+		if err := s.prod.write(ctx, groups[order[0]], fail); err != nil {
+			return s.explain(err)
 		}
 	} else {
-		// kafka-go fails a whole call for one unknown topic: one call per
-		// topic keeps failures to the records that caused them.
+		// One call per topic: a topic that stays unknown fails only its
+		// own records, and the others are not held by its retries.
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, topic := range order {
 			wg.Go(func() {
-				err := s.produce(ctx, groups[topic], func(i int, err error) {
+				err := s.prod.write(ctx, groups[topic], func(i int, err error) {
 					mu.Lock()
 					fail(i, err)
 					mu.Unlock()
 				})
 				if err != nil {
+					err = s.explain(err)
 					mu.Lock()
 					for _, i := range groups[topic].idx {
 						fail(i, err)
@@ -291,81 +274,6 @@ func (s *Sink) messages(records []flow.Record, fail func(int, error)) (map[strin
 	return groups, order
 }
 
-// produce writes one topic's messages. Per-message failures go to fail; an
-// error failing the whole call is returned.
-func (s *Sink) produce(ctx context.Context, g *topicGroup, fail func(int, error)) error {
-	err := s.write(ctx, g.topic, g.msgs)
-	var werrs kafka.WriteErrors
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &werrs) && len(werrs) == len(g.msgs):
-		var suspects []int // positions in g.msgs
-		for j, e := range werrs {
-			switch {
-			case e == nil:
-			case recordCaused(e):
-				suspects = append(suspects, j)
-			default:
-				fail(g.idx[j], s.explain(e))
-			}
-		}
-		if len(suspects) > 0 {
-			s.isolate(ctx, g, suspects, fail)
-		}
-		return nil
-	}
-	return s.explain(err)
-}
-
-// write is WriteMessages, retried within the retry budget when it failed
-// before sending anything: the topic's metadata could not be had. The
-// usual cause is a topic created a moment ago (or being created by the
-// brokers' auto.create.topics.enable) whose metadata has not reached
-// every broker yet; Kafka calls that retriable. kafka-go retries failed
-// produce requests itself, but not this.
-func (s *Sink) write(ctx context.Context, topic string, msgs []kafka.Message) error {
-	start := time.Now()
-	backoff := flow.Backoff{Initial: s.cfg.Backoff, Max: s.cfg.MaxBackoff}
-	budget, remembered := s.cfg.MaxRetries, s.recentlyUnknown(topic)
-	if remembered {
-		budget = 0
-	}
-	for retry := 1; ; retry++ {
-		err := s.w.WriteMessages(ctx, msgs...)
-		if err == nil && remembered {
-			s.setUnknown(topic, false)
-		}
-		if err == nil || ctx.Err() != nil || !retriable(err) {
-			return err
-		}
-		if retry > budget {
-			took := time.Since(start).Round(time.Millisecond)
-			switch {
-			case !errors.Is(err, kafka.UnknownTopicOrPartition):
-				return fmt.Errorf("metadata of topic %q: still failing after %d retries over %s: %w", topic, retry-1, took, err)
-			case remembered:
-				return fmt.Errorf("topic %q does not exist (it stayed unknown for a whole retry budget less than %s ago, so it is not retried now): %w",
-					topic, unknownMemory, err)
-			}
-			s.setUnknown(topic, true)
-			return fmt.Errorf("topic %q does not exist: still unknown after %d retries over %s; create it, or let the brokers create it (auto.create.topics.enable): %w",
-				topic, retry-1, took, err)
-		}
-		// A topic the brokers are creating is known a moment later: warn
-		// only when it lasts.
-		lvl := slog.LevelDebug
-		if retry%20 == 3 {
-			lvl = slog.LevelWarn
-		}
-		s.cfg.Logger.Log(ctx, lvl, "kafka sink: cannot get the topic's metadata (a topic created a moment ago takes a moment to reach every broker); retrying",
-			"topic", topic, "retry", retry, "max_retries", budget, "err", err)
-		if flow.Sleep(ctx, backoff.Delay(retry)) != nil {
-			return err
-		}
-	}
-}
-
 // recentlyUnknown reports whether topic stayed unknown for a whole retry
 // budget less than unknownMemory ago.
 func (s *Sink) recentlyUnknown(topic string) bool {
@@ -393,12 +301,11 @@ func (s *Sink) setUnknown(topic string, unknown bool) {
 }
 
 // retriable reports errors another try may not get: a retriable Kafka
-// error, or a lost connection. WriteMessages returns such errors (rather
-// than WriteErrors) only before any produce request went out, while it
-// reads the topic's metadata: retrying those writes nothing twice.
+// error, or a lost or timed-out connection. A produce request that failed
+// so may have been written: its retry can write records twice, which
+// at-least-once allows.
 func retriable(err error) bool {
-	var werrs kafka.WriteErrors
-	if errors.As(err, &werrs) || isAuthError(err) {
+	if isAuthError(err) {
 		return false
 	}
 	var kerr kafka.Error
@@ -424,48 +331,8 @@ func recordCaused(err error) bool {
 	return false
 }
 
-// isolate writes again the messages of g at positions suspects, whose
-// produce request failed for a reason one record can cause. kafka-go
-// fails every message of such a request, innocent ones too, and a request
-// can hold records of concurrent Writes. Each partition's suspects are
-// sent again in requests of their own (not through the Writer, which
-// would batch them with other records), halving every request that
-// fails until the failure is pinned on records that fail alone: only
-// those go to fail. The others are written in their original order.
-func (s *Sink) isolate(ctx context.Context, g *topicGroup, suspects []int, fail func(int, error)) {
-	cl := &kafka.Client{Addr: s.w.Addr, Transport: s.transport, Timeout: isolateTimeout}
-	ids, err := s.partitionIDs(ctx, cl, g.topic)
-	if err != nil {
-		for _, j := range suspects {
-			fail(g.idx[j], s.explain(err))
-		}
-		return
-	}
-	byPart := map[int][]int{}
-	var order []int
-	for _, j := range suspects {
-		p := s.bal.Balance(g.msgs[j], ids...)
-		if byPart[p] == nil {
-			order = append(order, p)
-		}
-		byPart[p] = append(byPart[p], j)
-	}
-	s.cfg.Logger.Info("kafka sink: a produce request failed for a reason one record can cause; writing its records again in smaller requests to fail only the offending ones",
-		"topic", g.topic, "records", len(suspects))
-	for _, p := range order {
-		set := byPart[p]
-		if len(set) == 1 {
-			s.tryAlone(ctx, cl, g, p, set, fail)
-			continue
-		}
-		mid := len(set) / 2
-		s.tryAlone(ctx, cl, g, p, set[:mid], fail)
-		s.tryAlone(ctx, cl, g, p, set[mid:], fail)
-	}
-}
-
-// isolateTimeout bounds one produce request of isolate, as kafka-go's
-// Writer does its own.
+// isolateTimeout bounds one produce request of isolate, as produceTimeout
+// does the others.
 const isolateTimeout = 10 * time.Second
 
 // tryAlone writes the messages at positions set to partition p as one
@@ -528,7 +395,7 @@ func (s *Sink) produceDirect(ctx context.Context, cl *kafka.Client, g *topicGrou
 			Topic:        g.topic,
 			Partition:    p,
 			RequiredAcks: s.acks,
-			Compression:  s.w.Compression,
+			Compression:  s.codec,
 			Records:      kafka.NewRecordReader(recs...),
 		})
 		if err == nil && res != nil {
@@ -538,30 +405,6 @@ func (s *Sink) produceDirect(ctx context.Context, cl *kafka.Client, g *topicGrou
 			return named, err
 		}
 	}
-}
-
-// partitionIDs lists the partitions of topic, from the transport's
-// metadata cache.
-func (s *Sink) partitionIDs(ctx context.Context, cl *kafka.Client, topic string) ([]int, error) {
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, t.Error
-		}
-		ids := make([]int, len(t.Partitions))
-		for i, p := range t.Partitions {
-			ids[i] = p.ID
-		}
-		slices.Sort(ids)
-		return ids, nil
-	}
-	return nil, kafka.UnknownTopicOrPartition
 }
 
 // explainRecord explains why the broker refused one record: err is the
@@ -591,16 +434,17 @@ func (s *Sink) explain(err error) error {
 	return fmt.Errorf("produce (%s) at %s: %w", where, strings.Join(s.cfg.Brokers, ","), err)
 }
 
-// Close waits for produce requests in flight and releases connections.
-func (s *Sink) Close(context.Context) error {
-	err := s.w.Close()
+// Close waits (within ctx) for produce requests in flight and releases
+// connections.
+func (s *Sink) Close(ctx context.Context) error {
+	err := s.prod.close(ctx)
 	s.transport.CloseIdleConnections()
 	return err
 }
 
-// messageSize is kafka-go's own size of m (Message.totalSize, unexported):
-// WriteMessages rejects the whole call if any message exceeds BatchBytes,
-// so oversized records are failed one by one before calling it.
+// messageSize is kafka-go's own size of m (Message.totalSize, unexported),
+// what batch_bytes is counted in: a record above it fails alone before
+// anything is sent.
 func messageSize(m *kafka.Message) int64 {
 	n := int64(4+1+1) + bytesSize(m.Key) + bytesSize(m.Value) + 8
 	n += varintSize(int64(len(m.Headers)))

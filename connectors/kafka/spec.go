@@ -72,19 +72,17 @@ func sinkFields(c *SinkConfig) []registry.Field {
 		registry.Bind(&c.Compression, "compression", "compression of produce requests",
 			registry.OneOf("none", "gzip", "snappy", "lz4", "zstd"), registry.Default("none")),
 		// A coalesced write of flow.DefaultSinkBatch records spread over a
-		// few partitions is one produce request per partition. Not larger:
-		// kafka-go allocates a batch_size-long slice per batch, and a
-		// 4096-record write to one partition took 17 ms at 10000, 11 ms
-		// at 1000.
+		// few partitions is one produce request with a batch per partition.
 		registry.Bind(&c.BatchSize, "batch_size", "max records per produce request per partition",
 			registry.Default(1000), registry.Range(1, maxRecords)),
 		// The default is the brokers' default message.max.bytes.
 		registry.Bind(&c.BatchBytes, "batch_bytes", "max bytes per produce request per partition; a larger record fails at once. One the topic's max.message.bytes refuses (or any record the brokers refuse) fails alone: its request is split and retried until only it fails",
 			registry.Default(registry.ByteSize(1<<20)), registry.Range(registry.ByteSize(1), maxProduceBytes)),
-		// Write is synchronous and the engine hands it everything queued
-		// on the edge at once, so waiting for more only adds latency.
-		registry.Bind(&c.Linger, "linger", "how long a partial batch waits for more records before it is sent (at least 1ms: kafka-go reads 0 as its own default of 1s)",
-			registry.Default(time.Millisecond), registry.Range(minInterval, maxFetchWait)),
+		// A partition's records go the moment it has no request in flight;
+		// under load they gather while the previous one is in flight, so
+		// waiting for more only adds latency.
+		registry.Bind(&c.Linger, "linger", "how long a partition's partial batch may wait for more records before it is sent; 0 sends it as soon as the partition has no request in flight (under load, batches fill while the previous request is in flight)",
+			registry.Default(time.Duration(0)), registry.Range(time.Duration(0), maxFetchWait)),
 		// About two minutes of retries at the capped backoff: long enough
 		// to ride out a broker restart (the Java producer's
 		// delivery.timeout.ms is two minutes too).
