@@ -141,6 +141,13 @@ func (x *execution) finish(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
+		// Every node may have ended in the same instant a node failed:
+		// the failure is still said, as it would be had it come first.
+		select {
+		case <-x.failed:
+			p.log.Error("pipeline failed, draining", "pipeline", p.name, "err", x.failErr)
+		default:
+		}
 	case <-ctx.Done():
 		p.log.Info("draining: sources stopped, flushing in-flight records", "pipeline", p.name, "timeout", p.drainTimeout)
 	case <-x.failed:
