@@ -67,3 +67,13 @@ for size in 100B 1024B; do
 done
 ratio "Python plugin process_batch vs Go plugin (100B)" BenchmarkPythonPlugin/100B/python-process_batch BenchmarkPythonPlugin/100B/go-plugin
 ratio "Python plugin process vs Go plugin (100B)" BenchmarkPythonPlugin/100B/python-process BenchmarkPythonPlugin/100B/go-plugin
+
+# Latency: what sluice adds over the tuned kafka-go baseline, per rate.
+awk '
+{ name=$1; sub(/-[0-9]+$/, "", name); for (i = 3; i < NF; i++) { if ($(i+1) == "p50-ms") p50[name]=$i; if ($(i+1) == "p99-ms") p99[name]=$i } }
+END {
+	for (r in p99) if (r ~ /KafkaLatency\/.*\/sluice$/) {
+		base = r; sub(/sluice$/, "kafka-go", base)
+		if (base in p99) printf "%-52s p50 %.1f vs %.1f ms, p99 %.1f vs %.1f ms (adds %.1f ms p99)\n", "kafka->map->kafka latency " r, p50[r], p50[base], p99[r], p99[base], p99[r]-p99[base]
+	}
+}' "$out"
