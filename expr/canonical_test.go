@@ -87,14 +87,20 @@ func TestPlainEnd(t *testing.T) {
 		for _, c := range []byte{'"', '\\', 0x00, 0x1f, 0x80, 0xff} {
 			b := bytes.Clone(base)
 			b[pos] = c
-			for from := 0; from <= pos; from++ {
-				if got := plainEnd(b, from); got != pos {
-					t.Fatalf("plainEnd(%q, %d) = %d, want %d", b, from, got, pos)
+			for end := pos + 1; end <= len(b); end++ {
+				for from := 0; from <= pos; from++ {
+					if got := plainEnd(b[:end], from); got != pos {
+						t.Fatalf("plainEnd(%q, %d) = %d, want %d", b[:end], from, got, pos)
+					}
 				}
 			}
 		}
 	}
-	if got := plainEnd(base, 0); got != len(base) {
-		t.Fatalf("plainEnd of plain text = %d, want %d", got, len(base))
+	for n := 0; n <= len(base); n++ { // every length, each tail
+		for from := 0; from <= n; from++ {
+			if got := plainEnd(base[:n], from); got != n {
+				t.Fatalf("plainEnd of %d bytes of plain text from %d = %d, want %d", n, from, got, n)
+			}
+		}
 	}
 }

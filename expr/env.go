@@ -22,17 +22,17 @@ type Env struct {
 	rec   *flow.Record
 	progs []*Program
 	slots [][]int // per program in progs: its members' indexes in names
-	// per program in progs: for each field of its object literal, the
-	// index in names of the member it copies (-1: none)
-	fieldSlots [][]int
+	// per program in progs: for each field of its object literal, where
+	// its value comes from
+	fieldRefs [][]fieldRef
 
 	// The fast path reads members as vals; the VM reads boxed vars.
 	names   []string // members to look up (union over programs)
 	idents  []string // memberVar(names[i]), or "" when only copied raw
 	spans   []span   // where names[i] is in this record's value
-	mvals   []val    // names[i] parsed, when mdone[i]
+	mvals   []val    // names[i] parsed, when mdone[i] (integers: in spans)
 	mdone   []bool
-	cur     []val // the members of the program being run, in its order
+	running int // index in progs of the program whose fast closure runs
 	scanned bool
 	memErr  error // members of this record could not be read
 	sc      scanner
@@ -59,21 +59,23 @@ func (e *Env) add(p *Program) int {
 	for k, m := range p.members {
 		slots[k] = e.addMember(m, true)
 	}
-	var fields []int
+	var fields []fieldRef
 	if p.object != nil {
-		fields = make([]int, len(p.object))
+		fields = make([]fieldRef, len(p.object))
 	}
 	pi := len(e.progs)
 	e.progs = append(e.progs, p)
 	e.slots = append(e.slots, slots)
-	e.fieldSlots = append(e.fieldSlots, fields)
+	e.fieldRefs = append(e.fieldRefs, fields)
 	for k, f := range p.object {
-		fields[k] = -1
+		fields[k] = fieldRef{slot: -1, prog: -1}
 		if f.member != "" {
-			fields[k] = e.addMember(f.member, false)
+			fields[k].slot = e.addMember(f.member, false)
 		}
-		if f.prog != nil && e.find(f.prog) < 0 {
-			e.add(f.prog)
+		if f.prog != nil {
+			if fields[k].prog = e.find(f.prog); fields[k].prog < 0 {
+				fields[k].prog = e.add(f.prog)
+			}
 		}
 	}
 	// A record already bound must be read again for the new members.
@@ -81,6 +83,10 @@ func (e *Env) add(p *Program) int {
 	e.loaded &^= needMembers
 	return pi // not len-1: the fields' programs were added after p
 }
+
+// fieldRef says where the value of a field of an object literal comes
+// from: the member names[slot] copied as is, or the program progs[prog].
+type fieldRef struct{ slot, prog int }
 
 func (e *Env) addMember(name string, asVar bool) int {
 	for i, n := range e.names {
@@ -146,17 +152,23 @@ func (e *Env) scan() error {
 	return e.memErr
 }
 
+// mval is names[i] of the bound record as a val, parsed on first use. An
+// integer the scan already read is not stored: a val holds a string, and
+// writing one to the heap costs a GC write barrier while a GC runs.
 func (e *Env) mval(i int) val {
+	sp := &e.spans[i]
+	if sp.isInt {
+		return vInt(sp.n)
+	}
 	if !e.mdone[i] {
 		e.mdone[i] = true
-		if sp := &e.spans[i]; sp.isInt {
-			e.mvals[i] = vInt(sp.n)
-		} else {
-			e.mvals[i] = parseVal(sp.of(e.rec.Value), &e.sc.buf)
-		}
+		e.mvals[i] = parseVal(sp.of(e.rec.Value), &e.sc.buf)
 	}
 	return e.mvals[i]
 }
+
+// member is member k of the program being run (fast), in its order.
+func (e *Env) member(k int) val { return e.mval(e.slots[e.running][k]) }
 
 // fast runs p's closure; kBail (or kOther) means: ask the VM.
 func (e *Env) fast(p *Program, pi int) (val, error) {
@@ -164,12 +176,8 @@ func (e *Env) fast(p *Program, pi int) (val, error) {
 		if err := e.scan(); err != nil {
 			return bail, err
 		}
-		cur := e.cur[:0]
-		for _, slot := range e.slots[pi] {
-			cur = append(cur, e.mval(slot))
-		}
-		e.cur = cur
 	}
+	e.running = pi
 	v := p.fast(e)
 	if v.k == kOther {
 		v = bail
@@ -366,16 +374,28 @@ func (e *Env) EvalTime(p *Program) (time.Time, error) {
 // with constant keys is written field by field, and a field that is
 // exactly value.x is copied from the input without decoding it.
 func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
-	if raw, ok := e.unchanged(p); ok {
-		return append(dst, raw...), nil
+	return e.appendJSON(dst, p, e.index(p))
+}
+
+// appendJSON is AppendJSON of p, which is progs[pi].
+func (e *Env) appendJSON(dst []byte, p *Program, pi int) ([]byte, error) {
+	if p.variable == "value" {
+		if raw, ok := e.unchanged(p); ok {
+			return append(dst, raw...), nil
+		}
+	}
+	if e.rec == nil {
+		return dst, errors.New("expr: no record bound")
 	}
 	if p.object == nil {
-		v, err := e.begin(p)
-		if err != nil {
-			return dst, err
-		}
-		if v.k != kBail {
-			return v.appendJSON(dst)
+		if p.fast != nil {
+			v, err := e.fast(p, pi)
+			if err != nil {
+				return dst, err
+			}
+			if v.k != kBail {
+				return v.appendJSON(dst)
+			}
 		}
 		x, err := e.run(p)
 		if err != nil {
@@ -383,11 +403,7 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 		}
 		return AppendJSON(dst, x)
 	}
-	pi := e.index(p) // may add p, growing fieldSlots
-	fields := e.fieldSlots[pi]
-	if e.rec == nil {
-		return dst, errors.New("expr: no record bound")
-	}
+	fields := e.fieldRefs[pi]
 	dst = append(dst, '{')
 	for i := range p.object {
 		f := &p.object[i]
@@ -397,7 +413,7 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 		dst = append(dst, f.key...)
 		if f.prog != nil {
 			var err error
-			if dst, err = e.AppendJSON(dst, f.prog); err != nil {
+			if dst, err = e.appendJSON(dst, f.prog, fields[i].prog); err != nil {
 				return dst, err
 			}
 			continue
@@ -405,7 +421,7 @@ func (e *Env) AppendJSON(dst []byte, p *Program) ([]byte, error) {
 		if err := e.scan(); err != nil {
 			return dst, err
 		}
-		if raw := e.spans[fields[i]].of(e.rec.Value); raw != nil {
+		if raw := e.spans[fields[i].slot].of(e.rec.Value); raw != nil {
 			dst = append(dst, raw...)
 		} else {
 			dst = append(dst, "null"...)

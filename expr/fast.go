@@ -87,7 +87,7 @@ func (v val) appendJSON(dst []byte) ([]byte, error) {
 		}
 		return append(dst, "false"...), nil
 	case kInt:
-		return strconv.AppendInt(dst, int64(v.int()), 10), nil
+		return appendInt(dst, v.int()), nil
 	case kFloat:
 		return appendFloat(dst, v.float(), 64)
 	case kString:
@@ -96,7 +96,46 @@ func (v val) appendJSON(dst []byte) ([]byte, error) {
 	return append(dst, "null"...), nil
 }
 
-// fastFn evaluates against an Env whose cur holds the program's members.
+// appendInt appends n in decimal, as strconv.AppendInt does. Numbers of
+// a record are mostly small and non-negative: those are written two
+// digits at a time straight into dst's spare capacity.
+func appendInt(dst []byte, n int) []byte {
+	if n < 0 || n >= 1e16 {
+		return strconv.AppendInt(dst, int64(n), 10)
+	}
+	d := 1
+	for x := n; x >= 10; x /= 10 {
+		d++
+	}
+	l := len(dst)
+	if cap(dst)-l < d {
+		return strconv.AppendInt(dst, int64(n), 10)
+	}
+	dst = dst[:l+d]
+	out := dst[l:]
+	i := d
+	for n >= 100 {
+		q := n / 100
+		r := n - q*100
+		i -= 2
+		out[i], out[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		n = q
+	}
+	if n >= 10 {
+		out[i-2], out[i-1] = digitPairs[2*n], digitPairs[2*n+1]
+	} else {
+		out[i-1] = byte('0' + n)
+	}
+	return dst
+}
+
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// fastFn evaluates against an Env whose running program is the one the
+// closure was compiled for (its members are read through Env.member).
 type fastFn func(e *Env) val
 
 // fastCompiler builds closures for one program; members indexes the
@@ -140,7 +179,7 @@ func (fc *fastCompiler) compile(n ast.Node) fastFn {
 		if i < 0 {
 			return nil
 		}
-		return func(e *Env) val { return e.cur[i] }
+		return func(e *Env) val { return e.member(i) }
 	case *ast.ChainNode:
 		// value?.x: the fast member is nil when absent, like the chain.
 		if _, ok := fixedMember(n.Node); ok {

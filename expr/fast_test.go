@@ -1,7 +1,9 @@
 package expr
 
 import (
+	"math"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -94,6 +96,23 @@ func TestFastPathCoverage(t *testing.T) {
 		p := MustCompile(src)
 		if (p.fast != nil) != fast {
 			t.Errorf("%s: fast path %v, want %v", src, p.fast != nil, fast)
+		}
+	}
+}
+
+// appendInt writes what strconv writes, with room in dst and without.
+func TestAppendIntMatchesStrconv(t *testing.T) {
+	ns := []int{0, 1, 9, 10, 99, 100, 101, 999, 1000, 12345, 24690, 1234567, 99999999, 1e15 - 1, 1e15, 1e16 - 1, 1e16, -1, -10, -1234567, math.MaxInt, math.MinInt}
+	for k, p := 0, 1; k < 18; k, p = k+1, p*10 {
+		ns = append(ns, p-1, p, p+1, 7*p)
+	}
+	for _, n := range ns {
+		want := strconv.AppendInt([]byte("x"), int64(n), 10)
+		for _, room := range []int{0, 1, 5, 30} {
+			dst := append(make([]byte, 0, 1+room), 'x')
+			if got := appendInt(dst, n); string(got) != string(want) {
+				t.Fatalf("appendInt(%d) with room %d = %s, want %s", n, room, got, want)
+			}
 		}
 	}
 }

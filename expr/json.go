@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -99,9 +100,13 @@ func (sp span) of(b []byte) []byte {
 // encoding/json. A NotObjectError names names[0].
 //
 // It is the hot path of most expressions, so plain keys and numbers are
-// read inline; anything else goes through the general scanner.
+// read inline, and whitespace is looked for only where a byte is not the
+// one compact JSON has there; anything else goes through the general
+// scanner.
 func (s *scanner) members(names []string, spans []span) error {
-	clear(spans)
+	for k := range spans {
+		spans[k] = span{}
+	}
 	b := s.b
 	i := skipWS(b, 0)
 	if i >= len(b) {
@@ -124,22 +129,21 @@ func (s *scanner) members(names []string, spans []span) error {
 		return s.end()
 	}
 	for {
-		i = skipWS(b, i)
 		if i >= len(b) || b[i] != '"' {
-			s.i = i
-			return s.unexpected()
+			if i = skipWS(b, i); i >= len(b) || b[i] != '"' {
+				s.i = i
+				return s.unexpected()
+			}
 		}
 		// A key of printable ASCII without escapes compares as is.
-		j := i + 1
-		for j < len(b) && b[j] >= 0x20 && b[j] < utf8.RuneSelf && b[j] != '"' && b[j] != '\\' {
-			j++
-		}
+		j := plainEnd(b, i+1)
 		idx := -1
 		if j < len(b) && b[j] == '"' {
 			key := b[i+1 : j]
 			for k, n := range names {
-				if string(key) == n {
+				if sameKey(key, n) {
 					idx = k
+					break
 				}
 			}
 			i = j + 1
@@ -152,12 +156,16 @@ func (s *scanner) members(names []string, spans []span) error {
 			idx = s.match(raw, names)
 			i = s.i
 		}
-		i = skipWS(b, i)
 		if i >= len(b) || b[i] != ':' {
-			s.i = i
-			return s.unexpected()
+			if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+				s.i = i
+				return s.unexpected()
+			}
 		}
-		i = skipWS(b, i+1)
+		i++
+		if i < len(b) && b[i] <= ' ' {
+			i = skipWS(b, i)
+		}
 		start := i
 		if n, end, ok := plainInt(b, i); ok {
 			i = end
@@ -178,7 +186,9 @@ func (s *scanner) members(names []string, spans []span) error {
 				spans[idx] = span{start: start, end: i}
 			}
 		}
-		i = skipWS(b, i)
+		if i < len(b) && b[i] <= ' ' {
+			i = skipWS(b, i)
+		}
 		if i >= len(b) {
 			s.i = i
 			return s.unexpected()
@@ -187,6 +197,10 @@ func (s *scanner) members(names []string, spans []span) error {
 		case ',':
 			i++
 		case '}':
+			if i+1 == len(b) { // the usual end: nothing after the object
+				s.i = len(b)
+				return nil
+			}
 			s.i = i + 1
 			return s.end()
 		default:
@@ -196,13 +210,30 @@ func (s *scanner) members(names []string, spans []span) error {
 	}
 }
 
+// sameKey is string(key) == name, without a call for the short keys
+// records mostly have.
+func sameKey(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	if len(key) > 16 {
+		return string(key) == name
+	}
+	for k := range key {
+		if key[k] != name[k] {
+			return false
+		}
+	}
+	return true
+}
+
 // plainInt reads the integer at b[i:] when it is written plainly: an
 // optional minus, then 1 to 18 digits without a leading zero (so it fits
 // an int), and no fraction or exponent after them. ok false means: read
 // it with the general scanner, which also reports what is wrong with it.
 func plainInt(b []byte, i int) (n, end int, ok bool) {
-	neg := i < len(b) && b[i] == '-'
 	j := i
+	neg := j < len(b) && b[j] == '-'
 	if neg {
 		j++
 	}
@@ -210,6 +241,36 @@ func plainInt(b []byte, i int) (n, end int, ok bool) {
 		return 0, 0, false
 	}
 	first := j
+	if len(b) >= 8 {
+		// Up to eight digits at once, without a loop: count the leading
+		// digits of the next eight bytes, shift the rest out, and add
+		// the digits up pairwise. Near the end of b, the eight bytes
+		// that end it are read and shifted down, zero bytes (not
+		// digits) coming in past its end.
+		var x uint64
+		if j+8 <= len(b) {
+			x = binary.LittleEndian.Uint64(b[j:])
+		} else {
+			x = binary.LittleEndian.Uint64(b[len(b)-8:]) >> (8 * (j + 8 - len(b)))
+		}
+		const f0, threes, sixes = 0xF0F0F0F0F0F0F0F0, 0x3030303030303030, 0x0606060606060606
+		// A byte of m is zero where x holds a digit (high nibble 3, and
+		// still 3 once 6 is added). A carry out of a byte only changes
+		// bytes past it, past the first non-digit.
+		m := (x&f0 ^ threes) | ((x+sixes)&f0 ^ threes)
+		d := 8
+		if m != 0 {
+			d = bits.TrailingZeros64(((m+0x7F7F7F7F7F7F7F7F)|m)&0x8080808080808080) / 8
+		}
+		v := x << (8 * (8 - d)) // the digits last, zero bytes before them
+		v = (v & 0x0F0F0F0F0F0F0F0F) * (1 + 10<<8) >> 8
+		v = (v & 0x00FF00FF00FF00FF) * (1 + 100<<16) >> 16
+		n = int((v & 0x0000FFFF0000FFFF) * (1 + 10000<<32) >> 32)
+		j += d
+		if d < 8 {
+			return intEnd(b, first, j, n, neg)
+		}
+	}
 	for ; j < len(b); j++ {
 		d := b[j] - '0'
 		if d > 9 {
@@ -217,6 +278,11 @@ func plainInt(b []byte, i int) (n, end int, ok bool) {
 		}
 		n = n*10 + int(d)
 	}
+	return intEnd(b, first, j, n, neg)
+}
+
+// intEnd finishes plainInt: the digits are b[first:j], their value n.
+func intEnd(b []byte, first, j, n int, neg bool) (int, int, bool) {
 	if j-first > 18 || j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
 		return 0, 0, false
 	}
@@ -728,16 +794,20 @@ func hex4(b []byte) rune {
 // non-ASCII byte), or len(b). It tests eight bytes at a time: strings are
 // most of what a scan of a record reads.
 func plainEnd(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		q, bs := x^(ones*'"'), x^(ones*'\\')
-		// A byte of q or bs is zero where x holds '"' or '\\'; subtracting
-		// 0x20 from every byte borrows into the high bit only where a byte
-		// is below 0x20; x's own high bits mark non-ASCII bytes.
-		if ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)|x)&highs != 0 {
-			break
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
+	}
+	if i >= len(b) {
+		return len(b)
+	}
+	if len(b) >= 8 {
+		// The eight bytes that end b, shifted down to start at i: the
+		// zero bytes shifted in past the end are control characters,
+		// found after every byte of b.
+		m := special(binary.LittleEndian.Uint64(b[len(b)-8:]) >> (8 * (i + 8 - len(b))))
+		return min(i+bits.TrailingZeros64(m)/8, len(b))
 	}
 	for ; i < len(b); i++ {
 		if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
@@ -745,4 +815,17 @@ func plainEnd(b []byte, i int) int {
 		}
 	}
 	return len(b)
+}
+
+// special marks with its high bit each byte of x (eight bytes of a string,
+// the first lowest) that is '"', '\\', a control character or non-ASCII.
+// Past the first marked byte the marks may be wrong; that one is right.
+func special(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	// A byte of q or bs is zero where x holds '"' or '\\'; subtracting
+	// 0x20 from every byte borrows into the high bit only where a byte
+	// is below 0x20; x's own high bits mark non-ASCII bytes. A borrow only
+	// leaves a byte that is marked, so it reaches only bytes after it.
+	return ((q-ones)&^q | (bs-ones)&^bs | (x - ones*0x20) | x) & highs
 }

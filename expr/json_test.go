@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,33 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	if _, err := AppendJSON(nil, math.Inf(1)); err == nil {
 		t.Error("Inf: want an error")
+	}
+}
+
+// plainInt reads what strconv reads, for every length of number, whatever
+// follows it, and wherever the value ends.
+func TestPlainIntMatchesStrconv(t *testing.T) {
+	nums := []string{"1", "9", "10", "42", "-7", "1234567", "12345678", "123456789", "-12345678",
+		"999999999999999999", "-999999999999999999", "1000000000000000000", "0", "-0", "01", "-", "1.5", "2e3", "3E1"}
+	for k := 1; k <= 18; k++ {
+		nums = append(nums, strings.Repeat("9", k), "1"+strings.Repeat("0", k-1), "-"+strings.Repeat("8", k))
+	}
+	for _, num := range nums {
+		for _, after := range []string{"", "}", ",", " ", ":", "/", "a", "\xff", "\xfa9", "}}}}}}}}}}"} {
+			for _, before := range []string{"", `{"a":`} {
+				b := []byte(before + num + after)
+				n, end, ok := plainInt(b, len(before))
+				want, err := strconv.ParseInt(num, 10, 64)
+				plain := err == nil && num != "-0" && num[0] != '0' && !strings.HasPrefix(num, "-0") &&
+					len(strings.TrimPrefix(num, "-")) <= 18 && !strings.HasPrefix(after, ".") &&
+					!strings.HasPrefix(after, "e") && !strings.HasPrefix(after, "E")
+				if ok != plain {
+					t.Fatalf("plainInt(%q) ok = %v, want %v", b, ok, plain)
+				}
+				if ok && (n != int(want) || end != len(before)+len(num)) {
+					t.Fatalf("plainInt(%q) = %d ending at %d, want %d ending at %d", b, n, end, want, len(before)+len(num))
+				}
+			}
+		}
 	}
 }
