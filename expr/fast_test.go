@@ -21,6 +21,7 @@ var fastExprs = []string{
 	`key == "k1" && partition == 3`, `offset * 2 + 1`, `topic + raw`, `value?.a`, `value.a * 1.5`, `2 * 3 - 1`,
 	`value.a == "1"`, `value.c == true`, `value.o == nil`, `value.o`, `value.a > value.s`, `1 / 0`, `value.a % 0`,
 	`value.a == value.a`, `value.f < 1`, `value.big + 1`,
+	`value.a != 3`, `value.a - 2`, `value.s + 1`, `value.a % -3`, `value.f % 2`, `value.c == 1`, `value.o == 0`,
 }
 
 var fastValues = []string{

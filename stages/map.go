@@ -130,11 +130,56 @@ func (m *Map) Process(_ context.Context, in []flow.Record, out *flow.Output) err
 		m.workers.Put(w)
 	}()
 	arena := make([]byte, 0, w.perValue*len(in))
+	var kept int
+	if m.key == nil && m.headers == nil {
+		kept, arena = m.values(w.env, in, out, arena)
+	} else {
+		kept, arena = m.records(w.env, in, out, arena)
+	}
+	out.Records = in[:kept]
+	switch {
+	case len(arena) > 0:
+		w.perValue = len(arena)/len(in) + 8
+	case len(in) > 0:
+		w.perValue = 0 // values kept as they were (Same): no arena
+	}
+	return nil
+}
+
+// values is Process for a map of the value alone, the common one: each
+// record's value is computed straight into the arena.
+func (m *Map) values(env *expr.Env, in []flow.Record, out *flow.Output, arena []byte) (int, []byte) {
+	kept := 0
+	for i := range in {
+		r := &in[i]
+		env.Bind(r)
+		same := env.Same(m.value)
+		var value []byte
+		if !same {
+			var err error
+			if value, arena, err = appendField(env, m.value, arena); err != nil {
+				out.Errors = append(out.Errors, flow.RecordError{Record: *r, Err: err})
+				continue
+			}
+		}
+		if kept != i {
+			in[kept] = *r
+		}
+		if !same {
+			in[kept].Value = value
+		}
+		kept++
+	}
+	return kept, arena
+}
+
+// records is Process for a map that sets the key or headers too.
+func (m *Map) records(env *expr.Env, in []flow.Record, out *flow.Output, arena []byte) (int, []byte) {
 	kept := 0
 	for i := range in {
 		var err error
 		var f fields
-		if f, arena, err = m.apply(w.env, &in[i], arena); err != nil {
+		if f, arena, err = m.apply(env, &in[i], arena); err != nil {
 			out.Errors = append(out.Errors, flow.RecordError{Record: in[i], Err: err})
 			continue
 		}
@@ -153,14 +198,7 @@ func (m *Map) Process(_ context.Context, in []flow.Record, out *flow.Output) err
 		}
 		kept++
 	}
-	out.Records = in[:kept]
-	switch {
-	case len(arena) > 0:
-		w.perValue = len(arena)/len(in) + 8
-	case len(in) > 0:
-		w.perValue = 0 // values kept as they were (Same): no arena
-	}
-	return nil
+	return kept, arena
 }
 
 // fields are a record's new parts.
