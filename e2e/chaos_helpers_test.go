@@ -142,6 +142,9 @@ type chaosMember struct {
 	p       *proc
 	started time.Time
 	plugins []int // its plugin pids when it was killed
+	// pluginKills counts the plugin processes of this member the test
+	// killed.
+	pluginKills int
 }
 
 func (m *chaosMember) pid() int { return m.p.cmd.Process.Pid }
@@ -253,8 +256,18 @@ func (c *chaosRun) reap(what string) {
 		if !m.exited() {
 			continue
 		}
-		c.crashes++
 		c.drop(m)
+		if n, ok := crashLoopStop(m); ok {
+			// The host gives up on a plugin that died n times in a row
+			// without answering a batch, and stops the pipeline: a
+			// crash-looping plugin must not spin forever. When the test
+			// itself killed that many, that stop is the guard working.
+			n2 := c.startMember()
+			c.note("%s stopped after its plugin died %d times in a row (the test killed %d of its plugins), as the host's crash-loop guard says; started %s (pid %d) in its place",
+				m.name, n, m.pluginKills, n2.name, n2.pid())
+			continue
+		}
+		c.crashes++
 		c.t.Errorf("member %s (pid %d) exited by itself (%v) at %s, before %s (seed %d)\nfaults so far:\n%s\nlast lines of its log:\n%s",
 			m.name, m.pid(), m.p.err, c.elapsed(), what, c.seed, c.faults(), chaosTail(m.p.stderr.String(), 30))
 		if c.crashes > 5 {
@@ -263,6 +276,20 @@ func (c *chaosRun) reap(what string) {
 		n := c.startMember()
 		c.note("%s exited by itself (%v); started %s (pid %d) in its place", m.name, m.p.err, n.name, n.pid())
 	}
+}
+
+var chaosCrashLoopRe = regexp.MustCompile(`plugin \S+ died (\d+) times in a row without answering a batch`)
+
+// crashLoopStop reports whether m stopped because its plugin crash-looped
+// past the host's budget, with the test having killed at least that many
+// of its plugin processes.
+func crashLoopStop(m *chaosMember) (int, bool) {
+	match := chaosCrashLoopRe.FindStringSubmatch(m.p.stderr.String())
+	if match == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(match[1])
+	return n, err == nil && m.pluginKills >= n
 }
 
 // faults lists the faults done so far, one per line.
@@ -433,6 +460,7 @@ func (c *chaosRun) killOnePlugin(label string, m *chaosMember, pid int, kids []i
 		c.t.Fatalf("%s: kill -9 plugin pid %d of %s: %v", label, pid, m.name, err)
 	}
 	c.killed++
+	m.pluginKills++
 	var seen string
 	deadline := time.Now().Add(10 * time.Second)
 	for seen == "" && !m.exited() && time.Now().Before(deadline) {
