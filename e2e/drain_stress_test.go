@@ -135,11 +135,12 @@ func TestDrainAfterPluginRestartsDuringRebalance(t *testing.T) {
 			}
 			killed[victim] = true
 		}
-		// A kill may hit a process that is still starting: that fault
-		// counts too.
+		// A kill may hit a process that is still starting, or whose
+		// stream the host is opening: those faults count too.
 		waitRunning(t, 30*time.Second, fmt.Sprintf("round %d: A to log %d plugin restarts", round+1, kills), func() bool {
 			log := a.stderr.String()
-			return strings.Count(log, "plugin process failed; restarting it")+strings.Count(log, "plugin failed to start") >= kills
+			return strings.Count(log, "plugin process failed; restarting it")+strings.Count(log, "plugin failed to start")+
+				strings.Count(log, "plugin stream failed to open; restarting") >= kills
 		}, a)
 		if assigned(a) != "" {
 			// The join finished before the SIGTERM: still a valid drain,
