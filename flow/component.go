@@ -53,6 +53,11 @@ type Stage interface {
 // Sink writes records. Write returns once the records are durable (flushed,
 // fsynced, acknowledged by the broker): only then does the engine settle
 // their batches. To fail only some records return a *WriteErrors.
+//
+// Like io.Writer, a Sink keeps nothing of records after Write returns: the
+// engine reuses the slice for its next merge, and a source may reuse the
+// array of a batch once it was settled (the record bytes are never reused,
+// so a Sink may keep a record's Key or Value slices).
 type Sink interface {
 	Write(ctx context.Context, records []Record) error
 }

@@ -14,7 +14,7 @@ bench() { # pkg regex benchtime
 	go test -count=1 -run '^$' -bench "$2" -benchtime "$3" "$1" 2>&1 | grep -E '^Benchmark' | tee -a "$out" >&2
 }
 
-bench ./builtin 'Chain' "${n}x"
+bench ./builtin 'Chain' "${n}x" # Chain and ChainFunc
 bench ./builtin 'BackpressureRSS' 1x
 
 # Whole process, startup and drain included: `sluice run` of
@@ -58,6 +58,7 @@ ratio() { # label numerator denominator (benchmark names without -N)
 	END { if (v[a] > 0 && v[b] > 0) printf "%-52s %8.2fx   (%.0f vs %.0f rec/s)\n", label, v[a]/v[b], v[a], v[b] }' "$out"
 }
 ratio "sluice vs go-streams (gen->map->filter->discard)" BenchmarkChain/sluice BenchmarkChain/gostreams
+ratio "sluice vs go-streams, Go functions (engine alone)" BenchmarkChainFunc/sluice BenchmarkChainFunc/gostreams
 ratio "sluice vs raw kafka-go (kafka->map->kafka)" BenchmarkKafkaPipeline/sluice BenchmarkKafkaPipeline/kafka-go
 for size in 100B 1024B; do
 	ratio "plugin vs naive go-plugin stream ($size)" "BenchmarkPlugin/$size/plugin" "BenchmarkPlugin/$size/naive"
