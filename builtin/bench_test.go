@@ -49,15 +49,11 @@ sinks:
 		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		f, err := config.Load(path, config.Options{})
+		c, err := config.Compile(path, config.Options{}, &registry.Env{Context: context.Background(), Logger: quiet()})
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := config.Build(f, &registry.Env{Context: context.Background(), Logger: quiet()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		runChain(b, p)
+		runChain(b, c.Pipeline)
 	})
 	b.Run("gostreams", func(b *testing.B) {
 		mp, err := expr.Compile(mapExpr)
