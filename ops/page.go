@@ -119,13 +119,19 @@ func ageLine(n nodeState) string {
 // and its unit; nil is past ageLimit.
 func ageText(s *float64) string {
 	if s == nil {
-		return ">" + seconds(ageLimit.Seconds())
+		return FormatAge(ageLimit + 1)
 	}
-	return seconds(*s)
+	return FormatAge(time.Duration(*s * float64(time.Second)))
 }
 
-func seconds(s float64) string {
-	switch {
+// FormatAge renders a record age in two or three digits and a unit, as
+// /graph and the terminal progress lines show it: 420µs, 3.1ms, 12ms,
+// 2.2s, 42s, 1.5min; past the histogram's last bound, >10min.
+func FormatAge(d time.Duration) string {
+	if d > ageLimit {
+		return ">" + FormatAge(ageLimit)
+	}
+	switch s := d.Seconds(); {
 	case s < 0.001:
 		return fmt.Sprintf("%.0fµs", s*1e6)
 	case s < 0.01:

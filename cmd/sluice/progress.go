@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicedev/sluice/config"
 	"github.com/sluicedev/sluice/flow"
+	"github.com/sluicedev/sluice/ops"
 )
 
 const progressInterval = 500 * time.Millisecond
@@ -118,33 +119,8 @@ func formatFrame(prev, cur []nodeSample, dt time.Duration) []string {
 	return lines
 }
 
-// ageLimit is the last bound of flow's record age histogram: a quantile
-// past it is only known to be older.
-var ageLimit = flow.AgeBounds()[len(flow.AgeBounds())-1]
-
-// shortAge renders an age in two or three digits and a unit: 420µs,
-// 3.1ms, 12ms, 2.2s, 42s, 1.5min; past ageLimit, >10min.
-func shortAge(d time.Duration) string {
-	if d > ageLimit {
-		return ">" + shortAge(ageLimit)
-	}
-	switch s := d.Seconds(); {
-	case s < 0.001:
-		return fmt.Sprintf("%.0fµs", s*1e6)
-	case s < 0.01:
-		return fmt.Sprintf("%.1fms", s*1e3)
-	case s < 1:
-		return fmt.Sprintf("%.0fms", s*1e3)
-	case s < 10:
-		return fmt.Sprintf("%.1fs", s)
-	case s < 60:
-		return fmt.Sprintf("%.0fs", s)
-	case s < 600:
-		return fmt.Sprintf("%.1fmin", s/60)
-	default:
-		return fmt.Sprintf("%.0fmin", s/60)
-	}
-}
+// shortAge is how the progress lines show an age: as /graph does.
+func shortAge(d time.Duration) string { return ops.FormatAge(d) }
 
 func clipText(s string, n int) string {
 	if len(s) <= n {
