@@ -67,45 +67,57 @@ sinks:
 		// One Env per operator: each go-streams operator runs its function
 		// on one goroutine at parallelism 1.
 		menv, fenv := expr.NewEnv(mp), expr.NewEnv(fp)
-		in := make(chan any)
-		var got atomic.Int64
-		sink := gsext.NewIgnoreSink()
-		b.ReportAllocs()
-		b.ResetTimer()
-		cpu := processCPU()
-		go func() {
-			for i := 0; i < b.N; i++ {
-				v := strconv.AppendInt(append(make([]byte, 0, 24), `{"seq":`...), int64(i), 10)
-				in <- flow.Record{Value: append(v, '}'), Origin: flow.Origin{Offset: int64(i)}}
+		runGoStreams(b, func(r *flow.Record) {
+			menv.Bind(r)
+			v, err := menv.AppendJSON(nil, mp)
+			if err != nil {
+				panic(err)
 			}
-			close(in)
-		}()
-		gsext.NewChanSource(in).
-			Via(gsflow.NewMap(func(r flow.Record) flow.Record {
-				menv.Bind(&r)
-				v, err := menv.AppendJSON(nil, mp)
-				if err != nil {
-					panic(err)
-				}
-				r.Value = v
-				return r
-			}, 1)).
-			Via(gsflow.NewFilter(func(r flow.Record) bool {
-				fenv.Bind(&r)
-				ok, err := fenv.EvalBool(fp)
-				if err != nil {
-					panic(err)
-				}
-				if ok {
-					got.Add(1)
-				}
-				return ok
-			}, 1)).
-			To(sink)
-		sink.AwaitCompletion()
-		b.StopTimer()
-		reportChain(b, cpu, got.Load())
+			r.Value = v
+		}, func(r *flow.Record) bool {
+			fenv.Bind(r)
+			ok, err := fenv.EvalBool(fp)
+			if err != nil {
+				panic(err)
+			}
+			return ok
+		})
 	})
+}
+
+// runGoStreams is the go-streams side of a chain benchmark: b.N records
+// {"seq":N} from a channel through go-streams' Map and Filter (parallelism
+// 1, each function on its own goroutine) into an ignoring sink.
+func runGoStreams(b *testing.B, mapFn func(*flow.Record), keep func(*flow.Record) bool) {
+	in := make(chan any)
+	var got atomic.Int64
+	sink := gsext.NewIgnoreSink()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	go func() {
+		for i := 0; i < b.N; i++ {
+			v := strconv.AppendInt(append(make([]byte, 0, 24), `{"seq":`...), int64(i), 10)
+			in <- flow.Record{Value: append(v, '}'), Origin: flow.Origin{Offset: int64(i)}}
+		}
+		close(in)
+	}()
+	gsext.NewChanSource(in).
+		Via(gsflow.NewMap(func(r flow.Record) flow.Record {
+			mapFn(&r)
+			return r
+		}, 1)).
+		Via(gsflow.NewFilter(func(r flow.Record) bool {
+			ok := keep(&r)
+			if ok {
+				got.Add(1)
+			}
+			return ok
+		}, 1)).
+		To(sink)
+	sink.AwaitCompletion()
+	b.StopTimer()
+	reportChain(b, cpu, got.Load())
 }
 
 // runChain runs a built generate -> map -> filter -> discard pipeline as
@@ -160,35 +172,7 @@ func BenchmarkChainFunc(b *testing.B) {
 		runChain(b, p)
 	})
 	b.Run("gostreams", func(b *testing.B) {
-		in := make(chan any)
-		var got atomic.Int64
-		sink := gsext.NewIgnoreSink()
-		b.ReportAllocs()
-		b.ResetTimer()
-		cpu := processCPU()
-		go func() {
-			for i := 0; i < b.N; i++ {
-				v := strconv.AppendInt(append(make([]byte, 0, 24), `{"seq":`...), int64(i), 10)
-				in <- flow.Record{Value: append(v, '}'), Origin: flow.Origin{Offset: int64(i)}}
-			}
-			close(in)
-		}()
-		gsext.NewChanSource(in).
-			Via(gsflow.NewMap(func(r flow.Record) flow.Record {
-				r.Value = mapFunc(nil, &r)
-				return r
-			}, 1)).
-			Via(gsflow.NewFilter(func(r flow.Record) bool {
-				ok := filterFunc(&r)
-				if ok {
-					got.Add(1)
-				}
-				return ok
-			}, 1)).
-			To(sink)
-		sink.AwaitCompletion()
-		b.StopTimer()
-		reportChain(b, cpu, got.Load())
+		runGoStreams(b, func(r *flow.Record) { r.Value = mapFunc(nil, r) }, filterFunc)
 	})
 }
 
