@@ -16,6 +16,9 @@ type Origin struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// Lease is the source's hold on the partition the record came from,
+	// nil for sources without partitions. Stateful stages use it (lease.go).
+	Lease *Lease
 }
 
 // Record is the unit of data. Byte slices are treated as immutable once
