@@ -175,6 +175,16 @@ func TestDurableWindowRebalance(t *testing.T) {
 	cl := kafkaClient(t, broker)
 	tail := tailEmits(t, broker, j.out, parts, size)
 	progress := func() int64 { return committedTotal(cl, j.group, in.workload()) }
+	// No revoked partition may wait drain_timeout: checked after each
+	// handover, so that it is reported even if a later step fails.
+	warned := map[*proc]bool{}
+	noDrainWait := func(name string, p *proc) {
+		t.Helper()
+		if log := p.stderr.String(); !warned[p] && strings.Contains(log, inFlightWarning) {
+			warned[p] = true
+			t.Errorf("member %s logged %q: a revoked partition waited drain_timeout for records in flight; its log:\n%s", name, inFlightWarning, log)
+		}
+	}
 	holds := func(p *proc) int {
 		if a := assigned(p); a != "" {
 			return len(strings.Split(a, ","))
@@ -201,6 +211,10 @@ func TestDurableWindowRebalance(t *testing.T) {
 	if join >= srcDrain {
 		t.Errorf("B took %s from its start to share the partitions with A, not less than the source's drain_timeout %s: the revoke waited for it", join, srcDrain)
 	}
+	waitRunning(t, time.Minute, "A to log the end of its first generation", func() bool {
+		return len(generationEndedRe.FindAllString(a.stderr.String(), -1)) >= 1
+	}, a, b)
+	noDrainWait("A", a)
 
 	in.produce(cut1, cut2)
 	want := int64(cut1 + (cut2-cut1)/2)
@@ -220,6 +234,8 @@ func TestDurableWindowRebalance(t *testing.T) {
 	if handover >= srcDrain {
 		t.Errorf("B held all partitions %s after A's SIGTERM, not less than the source's drain_timeout %s: the handover waited for it", handover, srcDrain)
 	}
+	noDrainWait("A", a)
+	noDrainWait("B", b)
 
 	in.produce(cut2, n)
 	in.produceMarkers()
@@ -232,13 +248,9 @@ func TestDurableWindowRebalance(t *testing.T) {
 	b.stop(60 * time.Second)
 	tail.readAll(t, broker, j.out)
 
-	for name, p := range map[string]*proc{"A": a, "B": b} {
-		log := p.stderr.String()
-		if strings.Contains(log, inFlightWarning) {
-			t.Errorf("member %s logged %q: a revoked partition waited drain_timeout; its log:\n%s", name, inFlightWarning, log)
-		}
-		t.Logf("member %s: %d generations ended", name, len(generationEndedRe.FindAllString(log, -1)))
-	}
+	noDrainWait("B", b)
+	t.Logf("generations ended: A %d, B %d", len(generationEndedRe.FindAllString(a.stderr.String(), -1)),
+		len(generationEndedRe.FindAllString(b.stderr.String(), -1)))
 	rep := checkEmits(t, tail, in.expect, in.isMarker)
 	t.Logf("seed %d: B joined in %s, took over from A in %s (drain_timeout %s); %d windows, %d emits: %d repeated (a window emitted up to %d times), %d of the markers' windows",
 		seed, join.Round(10*time.Millisecond), handover.Round(10*time.Millisecond), srcDrain, rep.windows, rep.emits, rep.repeats, rep.maxTimes, rep.markers)
