@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/internal/stagetest"
@@ -371,6 +373,34 @@ func TestDurableRevokeReleasesAndRestores(t *testing.T) {
 	in <- tr.Batch(rec(2, 1, l2), rec(3, 2, l2), rec(30, 3, l2))
 	stagetest.Eventually(t, "windows closed", func() bool { return len(em.Records()) >= 3 })
 	check(t, "restored and continued", results(t, em.Records()), []string{"a[1,2) 1 1", "a[2,3) 1 1", "a[3,4) 1 1"})
+	// Metrics: the replayed record, and the restore of the second lease.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s, mustNewDurable(t, Config{Kind: Tumbling, Size: time.Second, Durable: true, ID: "other"}))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += l.GetName() + "=" + l.GetValue() + ","
+			}
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			got[mf.GetName()+"{"+labels+"}"] = v
+		}
+	}
+	for k, want := range map[string]float64{
+		"sluice_state_replayed_records_total{node=counts,}":               1,
+		"sluice_state_replayed_records_total{node=other,}":                0,
+		"sluice_state_restored_entries{node=counts,partition=0,topic=t,}": -1, // > 0
+	} {
+		v, ok := got[k]
+		if !ok || want >= 0 && v != want || want < 0 && v <= 0 {
+			t.Errorf("metric %s = %v (exported %v), want %v", k, v, ok, want)
+		}
+	}
 	em.Settle()
 	close(in)
 	if err := wait(); err != nil {

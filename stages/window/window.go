@@ -146,6 +146,7 @@ type Stage struct {
 	warned      atomic.Int64 // unix nanoseconds of the last limit warning
 
 	dur      durable
+	descs    *descs
 	closeCtx context.Context // ends when Close gives up on writing state
 	closeNow context.CancelFunc
 }
@@ -170,7 +171,7 @@ func New(cfg Config, log *slog.Logger) (*Stage, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Stage{cfg: cfg, log: log, now: time.Now}
+	s := &Stage{cfg: cfg, log: log, now: time.Now, descs: newDescs(cfg.ID)}
 	s.closeCtx, s.closeNow = context.WithCancel(context.Background())
 	return s, nil
 }
