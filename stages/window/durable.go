@@ -41,6 +41,14 @@ import (
 // changelog: a slow changelog slows the stage instead of filling memory.
 const maxPendingRecords = 100_000
 
+// emission is one emitted batch of closed windows of a partition.
+type emission struct {
+	end     int64 // the latest end among them
+	panes   []paneID
+	settled bool
+	failed  bool
+}
+
 // errRevoked settles records of a partition taken away from this member
 // before their changes were written: the next owner reads them again.
 var errRevoked = errors.New("partition revoked before its window state was written; the next owner reads these records again")
@@ -64,12 +72,12 @@ func (k partKey) String() string { return fmt.Sprintf("%s/%d", k.topic, k.partit
 type part struct {
 	key     partKey
 	st      *state
-	lease   *flow.Lease
-	cl      statelog.Changelog
-	applied int64       // every record at or below this offset is in the state
-	closed  int64       // windows ending at or before this were emitted and written
-	dead    bool        // retired: its changes are no longer written (flusher.mu)
-	emits   []*emission // emitted, not yet all written by the sinks (flusher.mu)
+	sp      *statelog.Part
+	applied int64 // every record at or below this offset is in the state
+	closed  int64 // windows ending at or before this were emitted and written
+
+	mu    sync.Mutex
+	emits []*emission // emitted, not yet all written by the sinks
 
 	panes     atomic.Int64 // open windows, for metrics
 	restoreNs atomic.Int64
@@ -170,8 +178,9 @@ func (s *Stage) restore(ctx context.Context, p *part) (due []*pane, err error) {
 	fp := s.cfg.fingerprint()
 	panes := map[paneID]*pane{}
 	began := time.Now()
-	s.log.Info("window: restoring partition state", "partition", p.key.String(), "changelog", p.cl.Name())
-	n, err := p.cl.Restore(ctx, p.key.partition, func(k, v []byte) error {
+	cl := p.sp.Log
+	s.log.Info("window: restoring partition state", "partition", p.key.String(), "changelog", cl.Name())
+	n, err := cl.Restore(ctx, p.key.partition, func(k, v []byte) error {
 		if len(k) == 0 {
 			return nil
 		}
@@ -193,7 +202,7 @@ func (s *Stage) restore(ctx context.Context, p *part) (due []*pane, err error) {
 			if [32]byte(v[1:33]) != fp {
 				return fmt.Errorf("the changelog holds state of another window definition than this stage's (%s): "+
 					"state is never mixed across definitions; give the changed stage a new changelog_prefix (or a new id), "+
-					"or delete topic %s to start from empty windows", s.cfg.describe(), p.cl.Name())
+					"or delete topic %s to start from empty windows", s.cfg.describe(), cl.Name())
 			}
 			p.applied = int64(binary.BigEndian.Uint64(v[33:]))
 			st.maxEvent = int64(binary.BigEndian.Uint64(v[41:]))
@@ -206,7 +215,7 @@ func (s *Stage) restore(ctx context.Context, p *part) (due []*pane, err error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("restore window state of %s from %s: %w", p.key, p.cl.Name(), err)
+		return nil, fmt.Errorf("restore window state of %s from %s: %w", p.key, cl.Name(), err)
 	}
 	st.watermark = max(st.watermark, p.closed)
 	for _, pn := range panes {
@@ -248,262 +257,35 @@ func (h paneHeap) up(i int) {
 	}
 }
 
-// flusher writes the changes of every durable partition of a stage to
-// the changelogs, one write in flight at a time: while it is, changes
-// queue and coalesce (a pane changed by ten batches is written once), and
-// the next write takes them all.
-type flusher struct {
-	s    *Stage
-	mu   sync.Mutex
-	todo map[*part]*changes
-	// records whose batches wait in todo or in the write in flight.
-	held    int
-	release []*part // retired: released once what was queued before is written
-	err     error   // the first failed write: the stage stops
-	closed  bool
-	wake    chan struct{}
-	written chan struct{} // closed and replaced after every write
-	done    chan struct{}
-	pending atomic.Int64 // entries not yet acknowledged, for metrics
-}
-
-// changes are one partition's entries waiting to be written, in order,
-// coalesced by key: a key changed again moves to the end.
-type changes struct {
-	entries []statelog.Entry
-	at      map[string]int
-	batches []*flow.Batch
-	records int
-	later   []paneID // panes to delete in the next write
-}
-
-func (c *changes) put(p int32, k, v []byte) {
-	if i, ok := c.at[string(k)]; ok {
-		c.entries[i].Key = nil // superseded
-	}
-	c.at[string(k)] = len(c.entries)
-	c.entries = append(c.entries, statelog.Entry{Partition: p, Key: k, Value: v})
-}
-
-func newFlusher(s *Stage) *flusher {
-	f := &flusher{s: s, todo: map[*part]*changes{}, wake: make(chan struct{}, 1),
-		written: make(chan struct{}), done: make(chan struct{})}
-	go f.run()
-	return f
-}
-
-func (f *flusher) kick() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (f *flusher) changesOf(p *part) *changes {
-	c := f.todo[p]
-	if c == nil {
-		c = &changes{at: map[string]int{}}
-		f.todo[p] = c
-	}
-	return c
-}
-
-// batch queues the panes b touched and p's progress; b is settled once
-// they are written. It waits while too many records wait for writes.
-func (f *flusher) batch(ctx context.Context, p *part, b *flow.Batch, touched []*pane) error {
-	st := p.st
-	fp := f.s.cfg.fingerprint()
-	f.mu.Lock()
-	for f.held >= maxPendingRecords && f.err == nil {
-		w := f.written
-		f.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			b.Settle(ctx.Err())
-			return ctx.Err()
-		}
-		f.mu.Lock()
-	}
-	if f.err != nil || f.closed {
-		err := f.err
-		f.mu.Unlock()
-		if err == nil {
-			err = errors.New("window stage closed")
-		}
-		b.Settle(err)
-		return err
-	}
-	c := f.changesOf(p)
-	for _, pn := range touched {
-		pn = pn.live()
-		c.put(p.key.partition, paneKey(pn.key, pn.start), st.encodePane(pn))
-	}
-	c.put(p.key.partition, []byte{keyProgress}, st.encodeProgress(fp))
-	c.batches = append(c.batches, b)
-	c.records += b.Len()
-	f.held += b.Len()
-	f.pending.Add(int64(len(touched) + 1))
-	f.mu.Unlock()
-	f.kick()
-	return nil
-}
-
-// emission is one emitted batch of closed windows of a partition.
-type emission struct {
-	end     int64 // the latest end among them
-	panes   []paneID
-	settled bool
-	failed  bool
-}
-
-// emitted registers closed windows about to be emitted and returns the
-// callback of their batch's ack. Once the sinks wrote them, and every
+// emitted registers closed windows of p about to be emitted and returns
+// the callback of their batch's ack. Once the sinks wrote them, and every
 // emission of the partition before them, the changelog records how far
-// windows are closed; their panes are deleted in the write after that one,
-// so a restore never finds a window deleted but not marked closed.
-func (f *flusher) emitted(p *part, end int64, panes []paneID) func(error) {
+// windows are closed; their panes are deleted in the write after that
+// one, so a restore never finds a window deleted but not marked closed.
+func (s *Stage) emitted(w *statelog.Writer, p *part, end int64, panes []paneID) func(error) {
 	e := &emission{end: end, panes: panes}
-	f.mu.Lock()
+	p.mu.Lock()
 	p.emits = append(p.emits, e)
-	f.mu.Unlock()
+	p.mu.Unlock()
 	return func(err error) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
+		// Under p.mu so closed marks are queued in the order they grow.
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		e.settled, e.failed = true, err != nil
-		if p.dead || f.closed {
-			return // the next owner (or the next run) emits them again
-		}
 		closed := int64(math.MinInt64)
-		var gone []paneID
+		var gone [][]byte
 		for len(p.emits) > 0 && p.emits[0].settled && !p.emits[0].failed {
 			closed = max(closed, p.emits[0].end)
-			gone = append(gone, p.emits[0].panes...)
+			for _, id := range p.emits[0].panes {
+				gone = append(gone, paneKey(id.key, id.start))
+			}
 			p.emits[0] = nil
 			p.emits = p.emits[1:]
 		}
 		if len(gone) == 0 {
 			return
 		}
-		c := f.changesOf(p)
-		c.put(p.key.partition, []byte{keyClosed}, encodeClosed(closed))
-		c.later = append(c.later, gone...)
-		f.pending.Add(1)
-		f.kick()
-	}
-}
-
-// retire stops writing p's changes once what was queued is written, then
-// releases its lease.
-func (f *flusher) retire(p *part) {
-	f.mu.Lock()
-	p.dead = true
-	f.release = append(f.release, p)
-	f.mu.Unlock()
-	f.kick()
-}
-
-func (f *flusher) run() {
-	defer close(f.done)
-	for {
-		<-f.wake
-		f.mu.Lock()
-		todo, release, closing := f.todo, f.release, f.closed
-		f.todo, f.release = map[*part]*changes{}, nil
-		f.mu.Unlock()
-		err := f.write(todo)
-		f.mu.Lock()
-		for p, c := range todo {
-			f.held -= c.records
-			if len(c.later) > 0 && err == nil && !p.dead {
-				next := f.changesOf(p)
-				for _, id := range c.later {
-					next.put(p.key.partition, paneKey(id.key, id.start), nil)
-				}
-				f.pending.Add(int64(len(c.later)))
-				f.kick()
-			}
-		}
-		if err != nil && f.err == nil {
-			f.err = err
-		}
-		close(f.written)
-		f.written = make(chan struct{})
-		f.mu.Unlock()
-		for _, c := range todo {
-			for _, b := range c.batches {
-				b.Settle(err)
-			}
-		}
-		for _, p := range release {
-			if p.lease != nil {
-				p.lease.Release()
-			}
-		}
-		if closing {
-			f.mu.Lock()
-			empty := len(f.todo) == 0 && len(f.release) == 0
-			f.mu.Unlock()
-			if empty {
-				return
-			}
-			f.kick()
-		}
-	}
-}
-
-// write writes todo, one Write per changelog, all in flight together.
-func (f *flusher) write(todo map[*part]*changes) error {
-	byLog := map[statelog.Changelog][]statelog.Entry{}
-	n := 0
-	for p, c := range todo {
-		for _, e := range c.entries {
-			if e.Key != nil {
-				byLog[p.cl] = append(byLog[p.cl], e)
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	defer f.pending.Add(-int64(n))
-	var mu sync.Mutex
-	var first error
-	var wg sync.WaitGroup
-	for cl, entries := range byLog {
-		wg.Go(func() {
-			// The stage's own context ended before: Close bounds this.
-			if err := cl.Write(f.s.closeCtx, entries); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("write window state to changelog %s: %w", cl.Name(), err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return first
-}
-
-// failed returns the error of a failed write, if one failed.
-func (f *flusher) failed() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
-
-// close writes what is queued and stops, within ctx.
-func (f *flusher) close(ctx context.Context) error {
-	f.mu.Lock()
-	f.closed = true
-	f.mu.Unlock()
-	f.kick()
-	select {
-	case <-f.done:
-		return f.failed()
-	case <-ctx.Done():
-		return fmt.Errorf("window state not written before the drain deadline: %w", ctx.Err())
+		// Dropped once p was retired: the next owner emits them again.
+		w.Put(p.sp, func(put statelog.Put) { put([]byte{keyClosed}, encodeClosed(closed)) }, gone)
 	}
 }

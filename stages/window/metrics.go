@@ -51,8 +51,8 @@ func (s *Stage) Collect(ch chan<- prometheus.Metric) {
 	s.dur.mu.Lock()
 	defer s.dur.mu.Unlock()
 	var pending int64
-	if s.dur.fl != nil {
-		pending = s.dur.fl.pending.Load()
+	if s.dur.w != nil {
+		pending = s.dur.w.Pending()
 	}
 	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(pending))
 	for p := range s.dur.parts {

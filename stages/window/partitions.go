@@ -12,10 +12,10 @@ import (
 )
 
 // durable is what a stage with state: changelog shares across its workers:
-// the flusher, the changelogs and the partitions held, for metrics.
+// the state writer, the changelogs and the partitions held, for metrics.
 type durable struct {
 	mu    sync.Mutex
-	fl    *flusher
+	w     *statelog.Writer
 	logs  map[logKey]statelog.Changelog
 	parts map[*part]struct{}
 }
@@ -25,13 +25,13 @@ type logKey struct {
 	topic string
 }
 
-func (s *Stage) flusher() *flusher {
+func (s *Stage) writer() *statelog.Writer {
 	s.dur.mu.Lock()
 	defer s.dur.mu.Unlock()
-	if s.dur.fl == nil {
-		s.dur.fl = newFlusher(s)
+	if s.dur.w == nil {
+		s.dur.w = statelog.NewWriter(maxPendingRecords)
 	}
-	return s.dur.fl
+	return s.dur.w
 }
 
 // changelog opens (once per stage and source topic) the changelog of the
@@ -62,14 +62,13 @@ func (s *Stage) changelog(ctx context.Context, lease *flow.Lease, topic string) 
 // queued and closes the changelogs.
 func (s *Stage) Close(ctx context.Context) error {
 	s.dur.mu.Lock()
-	fl, logs := s.dur.fl, s.dur.logs
-	s.dur.fl, s.dur.logs = nil, nil
+	w, logs := s.dur.w, s.dur.logs
+	s.dur.w, s.dur.logs = nil, nil
 	s.dur.mu.Unlock()
 	var err error
-	if fl != nil {
-		err = fl.close(ctx)
+	if w != nil {
+		err = w.Close(ctx)
 	}
-	s.closeNow()
 	for _, cl := range logs {
 		_ = cl.Close(ctx)
 	}
@@ -78,7 +77,7 @@ func (s *Stage) Close(ctx context.Context) error {
 
 // runDurable is Run with state: changelog.
 func (s *Stage) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
-	f := s.flusher()
+	f := s.writer()
 	parts := map[partKey]*part{}
 	revoked := make(chan *part)
 	stop := make(chan struct{})
@@ -88,7 +87,7 @@ func (s *Stage) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow.
 		s.dur.mu.Lock()
 		delete(s.dur.parts, p)
 		s.dur.mu.Unlock()
-		f.retire(p)
+		f.Retire(p.sp)
 	}
 	defer func() {
 		close(stop)
@@ -125,7 +124,7 @@ func (s *Stage) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow.
 			if !ok {
 				return nil // open windows stay in the changelog for the next run
 			}
-			if err := f.failed(); err != nil {
+			if err := f.Err(); err != nil {
 				b.Settle(err)
 				return err
 			}
@@ -133,7 +132,7 @@ func (s *Stage) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow.
 				if err := s.addDurable(ctx, out, f, parts, pb, func(p *part) {
 					watchers.Go(func() {
 						select {
-						case <-p.lease.Done():
+						case <-p.sp.Lease.Done():
 							select {
 							case revoked <- p:
 							case <-stop:
@@ -208,7 +207,7 @@ func splitByPartition(b *flow.Batch) []*flow.Batch {
 
 // addDurable counts b (records of one partition) into its partition's
 // windows, restoring them first when the partition is new here.
-func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *flusher, parts map[partKey]*part, b *flow.Batch, watch func(*part)) error {
+func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *statelog.Writer, parts map[partKey]*part, b *flow.Batch, watch func(*part)) error {
 	if b.Len() == 0 {
 		b.Settle(nil)
 		return nil
@@ -221,14 +220,14 @@ func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *flusher, pa
 	}
 	key := partKey{o.Topic, o.Partition}
 	p := parts[key]
-	if p != nil && p.lease != o.Lease {
+	if p != nil && p.sp.Lease != o.Lease {
 		// Assigned again after a rebalance: what another member wrote
 		// since is in the changelog, not here.
 		delete(parts, key)
 		s.dur.mu.Lock()
 		delete(s.dur.parts, p)
 		s.dur.mu.Unlock()
-		f.retire(p)
+		f.Retire(p.sp)
 		p = nil
 	}
 	if p == nil {
@@ -243,7 +242,7 @@ func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *flusher, pa
 			b.Settle(err)
 			return err
 		}
-		p = &part{key: key, lease: o.Lease, cl: cl, applied: -1, closed: math.MinInt64}
+		p = &part{key: key, sp: &statelog.Part{Log: cl, Partition: key.partition, Lease: o.Lease}, applied: -1, closed: math.MinInt64}
 		p.st = newState(s)
 		p.st.part = p
 		due, err := s.restore(ctx, p)
@@ -272,7 +271,14 @@ func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *flusher, pa
 	for i := range b.Records {
 		p.applied = max(p.applied, b.Records[i].Origin.Offset)
 	}
-	if err := f.batch(ctx, p, b, st.touched); err != nil {
+	fp := s.cfg.fingerprint()
+	if err := f.Batch(ctx, p.sp, b, func(put statelog.Put) {
+		for _, pn := range st.touched {
+			pn = pn.live()
+			put(paneKey(pn.key, pn.start), st.encodePane(pn))
+		}
+		put([]byte{keyProgress}, st.encodeProgress(fp))
+	}); err != nil {
 		return err
 	}
 	closed := append(st.out, st.closeUpTo(st.watermark)...)
@@ -286,7 +292,7 @@ func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *flusher, pa
 
 // emitDurable emits closed windows in a batch with an ack of its own: the
 // inputs were acknowledged when their changes were written.
-func (s *Stage) emitDurable(ctx context.Context, out flow.Emitter, f *flusher, p *part, closed []*pane) error {
+func (s *Stage) emitDurable(ctx context.Context, out flow.Emitter, f *statelog.Writer, p *part, closed []*pane) error {
 	if len(closed) == 0 {
 		return nil
 	}
@@ -299,5 +305,5 @@ func (s *Stage) emitDurable(ctx context.Context, out flow.Emitter, f *flusher, p
 		end = max(end, pn.end)
 	}
 	p.panes.Store(int64(len(p.st.heap)))
-	return out.Emit(ctx, flow.NewBatch(recs, flow.NewAck(f.emitted(p, end, ids))))
+	return out.Emit(ctx, flow.NewBatch(recs, flow.NewAck(s.emitted(f, p, end, ids))))
 }

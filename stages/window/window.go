@@ -145,10 +145,8 @@ type Stage struct {
 	replayed    atomic.Int64 // records skipped: already in restored state
 	warned      atomic.Int64 // unix nanoseconds of the last limit warning
 
-	dur      durable
-	descs    *descs
-	closeCtx context.Context // ends when Close gives up on writing state
-	closeNow context.CancelFunc
+	dur   durable
+	descs *descs
 }
 
 // New validates cfg and returns the stage. log may be nil.
@@ -172,7 +170,6 @@ func New(cfg Config, log *slog.Logger) (*Stage, error) {
 		log = slog.Default()
 	}
 	s := &Stage{cfg: cfg, log: log, now: time.Now, descs: newDescs(cfg.ID)}
-	s.closeCtx, s.closeNow = context.WithCancel(context.Background())
 	return s, nil
 }
 
