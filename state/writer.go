@@ -283,3 +283,44 @@ func (w *Writer) Close(ctx context.Context) error {
 		return fmt.Errorf("state not written before the drain deadline: %w", ctx.Err())
 	}
 }
+
+// SplitByPartition returns b, or when its records come from several
+// partitions or assignments (a stage upstream merged batches) one batch
+// per partition, derived from b (which is settled).
+func SplitByPartition(b *flow.Batch) []*flow.Batch {
+	if b.Len() == 0 {
+		return []*flow.Batch{b}
+	}
+	first := b.Records[0].Origin
+	mixed := false
+	for i := range b.Records {
+		o := &b.Records[i].Origin
+		if o.Topic != first.Topic || o.Partition != first.Partition || o.Lease != first.Lease {
+			mixed = true
+			break
+		}
+	}
+	if !mixed {
+		return []*flow.Batch{b}
+	}
+	type k struct {
+		topic string
+		part  int32
+		lease *flow.Lease
+	}
+	var order []k
+	groups := map[k][]flow.Record{}
+	for _, r := range b.Records {
+		key := k{r.Origin.Topic, r.Origin.Partition, r.Origin.Lease}
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], r)
+	}
+	out := make([]*flow.Batch, len(order))
+	for i, key := range order {
+		out[i] = b.Derive(groups[key])
+	}
+	b.Settle(nil)
+	return out
+}

@@ -22,89 +22,6 @@ import (
 	statelog "github.com/sluicedev/sluice/state"
 )
 
-// fakeLogs is an in-process changelog provider: one log per source topic,
-// kept across stage instances like a topic outlives a process.
-type fakeLogs struct {
-	mu   sync.Mutex
-	logs map[string]*fakeLog
-}
-
-func (f *fakeLogs) Changelog(_ context.Context, spec statelog.Spec) (statelog.Changelog, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.logs == nil {
-		f.logs = map[string]*fakeLog{}
-	}
-	name := spec.Prefix
-	if name == "" {
-		name = "g-" + spec.Stage
-	}
-	name += "-" + spec.Topic + "-changelog"
-	if f.logs[name] == nil {
-		f.logs[name] = &fakeLog{name: name, parts: map[int32][]statelog.Entry{}}
-	}
-	return f.logs[name], nil
-}
-
-type fakeLog struct {
-	name   string
-	mu     sync.Mutex
-	parts  map[int32][]statelog.Entry
-	writes int
-	// crash: the next Write keeps only its first keep entries and fails,
-	// and every later one fails: the process died mid-write.
-	crash, down bool
-	keep        int
-}
-
-func (l *fakeLog) Name() string { return l.name }
-
-func (l *fakeLog) Write(_ context.Context, es []statelog.Entry) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.down {
-		return errors.New("process died")
-	}
-	n := len(es)
-	if l.crash {
-		n, l.down = min(l.keep, n), true
-	}
-	for _, e := range es[:n] {
-		l.parts[e.Partition] = append(l.parts[e.Partition], e)
-	}
-	l.writes++
-	if l.down {
-		return errors.New("process died")
-	}
-	return nil
-}
-
-func (l *fakeLog) Restore(ctx context.Context, p int32, fn func(k, v []byte) error) (int64, error) {
-	l.mu.Lock()
-	es := append([]statelog.Entry(nil), l.parts[p]...)
-	l.mu.Unlock()
-	for _, e := range es {
-		if err := fn(e.Key, e.Value); err != nil {
-			return 0, err
-		}
-	}
-	return int64(len(es)), nil
-}
-
-func (l *fakeLog) End(context.Context, int32) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return int64(len(l.parts[0])), nil
-}
-
-func (l *fakeLog) Close(context.Context) error { return nil }
-
-func (l *fakeLog) revive() {
-	l.mu.Lock()
-	l.crash, l.down = false, false
-	l.mu.Unlock()
-}
-
 func durableConfig() Config {
 	return Config{Kind: Tumbling, Size: time.Second, EventTime: true, Key: expr.MustCompile(`value.k`),
 		Durable: true, ID: "counts"}
@@ -175,7 +92,7 @@ func TestDurableCrashReplayIsExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	const parts = 3
 	ins, want := durableInput(rng, parts, 400, 7)
-	logs := &fakeLogs{}
+	logs := &stagetest.Changelogs{}
 	commits := make([]*committed, parts)
 	for p := range commits {
 		commits[p] = &committed{acked: map[int64]int64{}}
@@ -231,12 +148,7 @@ func TestDurableCrashReplayIsExact(t *testing.T) {
 			}
 		}
 		if !final {
-			// The process dies: the write in flight keeps a prefix.
-			for _, l := range logs.logs {
-				l.mu.Lock()
-				l.crash, l.keep = true, rng.IntN(40)
-				l.mu.Unlock()
-			}
+			logs.Crash(func() int { return rng.IntN(40) })
 		}
 		close(in)
 		if err := wait(); err != nil && final {
@@ -267,9 +179,7 @@ func TestDurableCrashReplayIsExact(t *testing.T) {
 			}
 			cancel()
 		}
-		for _, l := range logs.logs {
-			l.revive()
-		}
+		logs.Revive()
 		if final {
 			break
 		}
@@ -299,7 +209,7 @@ func mustNewDurable(t *testing.T, cfg Config) *Stage {
 // TestDurableAcksBeforeWindowsClose: with durable state a record is
 // acknowledged once its change is written, while its window is open.
 func TestDurableAcksBeforeWindowsClose(t *testing.T) {
-	logs := &fakeLogs{}
+	logs := &stagetest.Changelogs{}
 	s := mustNewDurable(t, durableConfig())
 	defer s.Close(context.Background())
 	lease := flow.NewLease(logs)
@@ -333,7 +243,7 @@ func TestDurableAcksBeforeWindowsClose(t *testing.T) {
 // written and dropped, the lease released; the partition assigned again
 // (a new lease) is restored from the changelog.
 func TestDurableRevokeReleasesAndRestores(t *testing.T) {
-	logs := &fakeLogs{}
+	logs := &stagetest.Changelogs{}
 	s := mustNewDurable(t, durableConfig())
 	defer s.Close(context.Background())
 	var tr stagetest.Tracker
@@ -349,11 +259,9 @@ func TestDurableRevokeReleasesAndRestores(t *testing.T) {
 	stagetest.Eventually(t, "acks", func() bool { return tr.Fired() == 1 })
 	stagetest.Eventually(t, "[1,2) emitted", func() bool { return em.Len() == 1 })
 	em.Settle() // written by the sinks: the changelog marks it closed
-	log := logs.logs["g-counts-t-changelog"]
+	log := logs.Log("g-counts-t-changelog")
 	stagetest.Eventually(t, "closed mark written", func() bool {
-		log.mu.Lock()
-		defer log.mu.Unlock()
-		for _, e := range log.parts[0] {
+		for _, e := range log.Entries(0) {
 			if e.Key[0] == keyClosed {
 				return true
 			}
@@ -414,7 +322,7 @@ func TestDurableRevokeReleasesAndRestores(t *testing.T) {
 // TestDurableRefusesAnotherDefinition: state written by a window of
 // another size is refused with a message saying what to do.
 func TestDurableRefusesAnotherDefinition(t *testing.T) {
-	logs := &fakeLogs{}
+	logs := &stagetest.Changelogs{}
 	rec := func(lease *flow.Lease) *flow.Batch {
 		r := ev(1, "a", 1)
 		r.Origin.Topic, r.Origin.Lease = "t", lease

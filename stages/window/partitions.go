@@ -128,7 +128,7 @@ func (s *Stage) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow.
 				b.Settle(err)
 				return err
 			}
-			for _, pb := range splitByPartition(b) {
+			for _, pb := range statelog.SplitByPartition(b) {
 				if err := s.addDurable(ctx, out, f, parts, pb, func(p *part) {
 					watchers.Go(func() {
 						select {
@@ -163,46 +163,6 @@ func (s *Stage) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow.
 			arm()
 		}
 	}
-}
-
-// splitByPartition returns b, or when its records come from several
-// partitions (a stage upstream merged batches) one batch per partition.
-func splitByPartition(b *flow.Batch) []*flow.Batch {
-	if b.Len() == 0 {
-		return []*flow.Batch{b}
-	}
-	first := b.Records[0].Origin
-	mixed := false
-	for i := range b.Records {
-		o := &b.Records[i].Origin
-		if o.Topic != first.Topic || o.Partition != first.Partition || o.Lease != first.Lease {
-			mixed = true
-			break
-		}
-	}
-	if !mixed {
-		return []*flow.Batch{b}
-	}
-	type k struct {
-		topic string
-		part  int32
-		lease *flow.Lease
-	}
-	var order []k
-	groups := map[k][]flow.Record{}
-	for _, r := range b.Records {
-		key := k{r.Origin.Topic, r.Origin.Partition, r.Origin.Lease}
-		if _, ok := groups[key]; !ok {
-			order = append(order, key)
-		}
-		groups[key] = append(groups[key], r)
-	}
-	out := make([]*flow.Batch, len(order))
-	for i, key := range order {
-		out[i] = b.Derive(groups[key])
-	}
-	b.Settle(nil)
-	return out
 }
 
 // addDurable counts b (records of one partition) into its partition's
