@@ -206,8 +206,9 @@ func (c *changelog) create(ctx context.Context, partitions, brokers int) error {
 	return fmt.Errorf("create changelog topic %s: refused three times", c.name)
 }
 
-// ready waits until the changelog has partitions, each with a leader, and
-// returns their count.
+// ready waits until the changelog has partitions, each with a leader that
+// answers for it (metadata names a leader a moment before the leader
+// itself knows), and returns their count.
 func (c *changelog) ready(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, changelogReady)
 	defer cancel()
@@ -218,7 +219,9 @@ func (c *changelog) ready(ctx context.Context) (int, error) {
 			for _, t := range md.Topics {
 				if t.Name == c.name && t.Error == nil && len(t.Partitions) > 0 &&
 					!slices.ContainsFunc(t.Partitions, func(p kafka.Partition) bool { return p.Leader.ID < 0 || p.Error != nil }) {
-					return len(t.Partitions), nil
+					if err = c.serving(ctx, len(t.Partitions)); err == nil {
+						return len(t.Partitions), nil
+					}
 				}
 			}
 		}
@@ -229,6 +232,29 @@ func (c *changelog) ready(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("changelog topic %s was created but has no leader on every partition after %s: %w", c.name, changelogReady, err)
 		}
 	}
+}
+
+// serving asks every partition's leader for its end offset: nil once all
+// of them answer.
+func (c *changelog) serving(ctx context.Context, partitions int) error {
+	req := make([]kafka.OffsetRequest, partitions)
+	for i := range req {
+		req[i] = kafka.LastOffsetOf(i)
+	}
+	res, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.name: req}})
+	if err != nil {
+		return err
+	}
+	ps := res.Topics[c.name]
+	if len(ps) != partitions {
+		return fmt.Errorf("end offsets of %d partitions of %d", len(ps), partitions)
+	}
+	for _, p := range ps {
+		if p.Error != nil {
+			return p.Error
+		}
+	}
+	return nil
 }
 
 // checkCompacted warns when the changelog is not compacted: it then grows
@@ -376,8 +402,25 @@ func (c *changelog) dialLeader(ctx context.Context, partition int32) (*kafka.Con
 	return nil, err
 }
 
-// End is partition's end offset.
+// End is partition's end offset. Errors a moment fixes (a leader moving)
+// are retried a few times.
 func (c *changelog) End(ctx context.Context, partition int32) (int64, error) {
+	backoff := flow.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}
+	for attempt := 1; ; attempt++ {
+		end, err := c.end(ctx, partition)
+		if err == nil || attempt >= endAttempts || ctx.Err() != nil || !retriable(err) {
+			return end, err
+		}
+		if flow.Sleep(ctx, backoff.Delay(attempt)) != nil {
+			return end, err
+		}
+	}
+}
+
+// endAttempts is how many times End asks before giving up.
+const endAttempts = 5
+
+func (c *changelog) end(ctx context.Context, partition int32) (int64, error) {
 	res, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{c.name: {kafka.LastOffsetOf(int(partition))}},
 	})
