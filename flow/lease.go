@@ -84,6 +84,11 @@ func (l *Lease) Ended() bool {
 // ctx's error.
 func (l *Lease) Wait(ctx context.Context) error {
 	select {
+	case <-l.free: // first: a released lease is never reported held
+		return nil
+	default:
+	}
+	select {
 	case <-l.free:
 		return nil
 	case <-ctx.Done():

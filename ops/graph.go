@@ -36,6 +36,9 @@ type nodeState struct {
 	Buffered int64    `json:"buffered"`
 	Capacity int64    `json:"capacity"`
 	Running  bool     `json:"running"`
+	// State is where a stateful stage keeps its state: "changelog"
+	// (durable, in Kafka) or "memory"; absent for stateless nodes.
+	State string `json:"state,omitempty"`
 	// Age is a sink's record ages over the same window as the rates;
 	// absent when it wrote no record with a timestamp then.
 	Age *ageState `json:"age,omitempty"`
@@ -78,12 +81,25 @@ type graphSource struct {
 	pipeline string
 	nodes    []flow.NodeInfo
 	stats    []*flow.NodeStats
+	states   []string // per node: see nodeState.State
 	rates    *rateTracker
+}
+
+// Stateful is what a stage keeping state per key says about it (window,
+// dedupe): "changelog" or "memory".
+type Stateful interface {
+	Stateful() string
 }
 
 func newGraphSource(p *flow.Pipeline) *graphSource {
 	nodes, stats := p.Nodes(), p.Stats()
-	return &graphSource{pipeline: p.Name(), nodes: nodes, stats: stats, rates: newRateTracker(len(stats))}
+	states := make([]string, len(nodes))
+	for i, n := range nodes {
+		if s, ok := p.Component(n.ID).(Stateful); ok {
+			states[i] = s.Stateful()
+		}
+	}
+	return &graphSource{pipeline: p.Name(), nodes: nodes, stats: stats, states: states, rates: newRateTracker(len(stats))}
 }
 
 // state samples every node now.
@@ -98,6 +114,7 @@ func (g *graphSource) state(now time.Time) graphState {
 			InRate: r.in[i], OutRate: r.out[i],
 			Fill: s.Fill(), Buffered: s.Buffered(), Capacity: s.Capacity(),
 			Running: s.Running(),
+			State:   g.states[i],
 			Age:     newAgeState(r.ages[i]),
 		}
 	}

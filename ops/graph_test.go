@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -224,5 +225,42 @@ func TestHuman(t *testing.T) {
 		if got := human(v); got != want {
 			t.Errorf("human(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// statefulStage passes batches through and says where it keeps state.
+type statefulStage struct{ where string }
+
+func (s statefulStage) Stateful() string { return s.where }
+
+func (statefulStage) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
+	for b := range in {
+		if err := out.Emit(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestGraphMarksStatefulStages(t *testing.T) {
+	p := flow.New("stateful", flow.WithLogger(quietLog())).
+		Source("in", &numbers{n: 1, size: 1}, flow.Type("t1")).
+		Stage("counts", statefulStage{"changelog"}, flow.Inputs("in"), flow.Type("window")).
+		Stage("plain", flow.ProcessorStage(passthrough), flow.Inputs("counts"), flow.Type("map")).
+		Sink("out", &counting{}, flow.Inputs("plain"), flow.Type("t2"))
+	base := serve(t, p, Config{}, nil)
+	g := fetchGraph(t, base)
+	for _, n := range g.Nodes {
+		want := map[string]string{"counts": "changelog"}[n.ID]
+		if n.State != want {
+			t.Errorf("node %s: state %q, want %q", n.ID, n.State, want)
+		}
+	}
+	_, _, page := get(t, base+"/graph", "")
+	if !strings.Contains(page, "stage · window · state: changelog") {
+		t.Error("the page does not mark the stateful stage")
+	}
+	if strings.Contains(page, "map · state") {
+		t.Error("the page marks a stateless stage")
 	}
 }

@@ -34,6 +34,7 @@ type pageData struct {
 
 type pageNode struct {
 	ID, Label, Kind, Type string
+	State                 string // "changelog", "memory" or "" (stateless)
 	X, Y, W, H            int
 	Rates, Buffer, Age    string
 	Done                  bool
@@ -59,7 +60,7 @@ func pageHandler(g *graphSource, guarded bool) http.Handler {
 		for i, n := range st.Nodes {
 			b := draw.Boxes[i]
 			data.Nodes = append(data.Nodes, pageNode{
-				ID: n.ID, Label: clipLabel(n.ID, 26), Kind: n.Kind, Type: n.Type,
+				ID: n.ID, Label: clipLabel(n.ID, 26), Kind: n.Kind, Type: n.Type, State: n.State,
 				X: b.X, Y: b.Y, W: b.W, H: b.H,
 				Rates: rateLine(n), Buffer: bufferLine(n), Age: ageLine(n), Done: !n.Running,
 			})

@@ -93,6 +93,8 @@ func samples(t *testing.T, dir, plugin string) map[string]sample {
 		"sink * on_error.dead_letter":     {value: "spare", with: deadLetter},
 		"stage * ordering":                {value: "key", with: map[string]any{"parallelism": 2}},
 		"sink * ordering":                 {value: "key", with: map[string]any{"parallelism": 2}},
+		"stage window changelog_prefix":   {value: "orders-v2", with: map[string]any{"state": "changelog"}},
+		"stage dedupe changelog_prefix":   {value: "orders-v2", with: map[string]any{"state": "changelog"}},
 		"settings * on_error.backoff":     {value: "3s", with: retrying},
 		"settings * on_error.max_backoff": {value: "3s", with: retrying},
 		"settings * on_error.dead_letter": {value: "spare", with: deadLetter},

@@ -15,10 +15,12 @@ import (
 
 // dedupeConfig is the dedupe stage's config.
 type dedupeConfig struct {
-	Key     string
-	Window  time.Duration
-	MaxKeys int
-	OnLimit string
+	Key             string
+	Window          time.Duration
+	MaxKeys         int
+	OnLimit         string
+	State           string
+	ChangelogPrefix string
 }
 
 func init() {
@@ -37,6 +39,12 @@ func init() {
 				registry.Bind(&c.OnLimit, "on_limit", fmt.Sprintf("when max_keys keys are remembered and a new one comes. forget: the oldest key is forgotten before its window ends, so a repeat of it may pass; "+
 					"fail: the record with the new key fails and goes to on_error (fail, skip or dead_letter), with a message naming the limit. Either way a warning is logged (at most every %s)", registry.FormatDuration(limitLogEvery)),
 					registry.OneOf(string(DedupeForget), string(DedupeFail)), registry.Default(string(DedupeForget))),
+				registry.Bind(&c.State, "state", "memory: keys are remembered in this process only (a restart forgets them). "+
+					"changelog: keys belong to the Kafka partition their records came from and are written to a compacted changelog topic before the records are acknowledged; a partition's keys are restored when it is assigned (after a restart or a rebalance), so repeats stay dropped across both. "+
+					"Needs a Kafka source whose partitions group the duplicates (records with one dedupe key in one partition) and ordering: partition with parallelism",
+					registry.OneOf("memory", "changelog"), registry.Default("memory")),
+				registry.Bind(&c.ChangelogPrefix, "changelog_prefix", "state: changelog: the changelog topic is <prefix>-<source topic>-changelog; default prefix <consumer group>-<stage id>",
+					registry.Example("orders-dedupe-v2")),
 			}
 		},
 		Build: func(c *dedupeConfig, n *registry.Conf) (any, error) {
@@ -47,7 +55,17 @@ func init() {
 			if err := c.validate(); err != nil {
 				return nil, err
 			}
-			return NewDedupe(p, c.Window, c.MaxKeys, DedupePolicy(c.OnLimit), n.Logger()), nil
+			d := NewDedupe(p, c.Window, c.MaxKeys, DedupePolicy(c.OnLimit), n.Logger())
+			switch {
+			case c.State == "changelog":
+				if n.Int("parallelism") > 1 && n.Has("ordering") && n.String("ordering") != "partition" {
+					return nil, registry.FieldErr("ordering", fmt.Errorf("state: changelog needs ordering: partition (each partition's records on one worker, in order), not %s", n.String("ordering")))
+				}
+				d.Durable(n.ID, c.ChangelogPrefix)
+			case c.ChangelogPrefix != "":
+				return nil, registry.FieldErr("changelog_prefix", errors.New("only used with state: changelog"))
+			}
+			return d, nil
 		},
 	})
 }
@@ -99,6 +117,8 @@ type Dedupe struct {
 	forgotten   atomic.Int64 // keys forgotten early (forget)
 	limitFailed atomic.Int64 // records failed (fail)
 	warned      atomic.Int64 // unix nanoseconds of the last limit warning
+
+	dur *dedupeDurable // nil: keys live in memory only
 }
 
 // NewDedupe returns a dedupe stage. onLimit "" is DedupeForget; log may be
@@ -138,6 +158,9 @@ func (d *Dedupe) limitReached(now int64) {
 
 // Run implements flow.Stage.
 func (d *Dedupe) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
+	if d.dur != nil {
+		return d.runDurable(ctx, in, out)
+	}
 	seen := seenKeys{expiry: map[string]int64{}}
 	env := expr.NewEnv(d.key)
 	defer env.Bind(nil)
@@ -191,6 +214,12 @@ type seenKeys struct {
 	expiry map[string]int64
 	queue  []seenEntry
 	head   int
+	// With durable state: the source offset of each key's first sighting
+	// (a replay of that very record passes again; any other is a repeat),
+	// and forgot hears of every key forgotten, to delete it from the
+	// changelog.
+	offs   map[string]int64
+	forgot func(k string)
 }
 
 type seenEntry struct {
@@ -232,6 +261,10 @@ func (s *seenKeys) pop() (forgot bool) {
 	if s.expiry[e.key] == e.expiry {
 		delete(s.expiry, e.key)
 		forgot = true
+		if s.offs != nil {
+			delete(s.offs, e.key)
+			s.forgot(e.key)
+		}
 	}
 	if s.head > 1024 && s.head*2 > len(s.queue) {
 		n := copy(s.queue, s.queue[s.head:])

@@ -40,6 +40,10 @@ type partitionReader struct {
 	// for the lag metric.
 	highWater atomic.Int64
 	stopped   chan struct{} // closed when run returns: no more Emit calls
+	// lease is on every record this reader emits; the generation Ends it
+	// when the partition is revoked and waits for its holders before the
+	// last commit (see generation.finish).
+	lease *flow.Lease
 
 	failOnce sync.Once
 }
@@ -65,6 +69,7 @@ func newPartitionReader(s *Source, topic string, pa kafka.PartitionAssignment) *
 		track:     newOffsetTracker(),
 		committed: committed,
 		stopped:   make(chan struct{}),
+		lease:     flow.NewLease(s),
 	}
 }
 
@@ -222,7 +227,7 @@ func (p *partitionReader) fetch(conn *kafka.Conn, offset int64) ([]flow.Record, 
 	b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: int(cfg.MinBytes), MaxBytes: int(cfg.MaxBytes), MaxWait: cfg.MaxWait})
 	p.highWater.Store(b.HighWaterMark())
 	var recs []flow.Record
-	origin := flow.Origin{Source: cfg.ID, Topic: p.topic, Partition: int32(p.partition)}
+	origin := flow.Origin{Source: cfg.ID, Topic: p.topic, Partition: int32(p.partition), Lease: p.lease}
 	for {
 		m, err := b.ReadMessage()
 		if err != nil {

@@ -65,6 +65,11 @@ type SinkConfig struct {
 	SASL SASL
 
 	Logger *slog.Logger // nil logs to slog.Default()
+
+	// pinned sends each record to the partition its Origin.Partition
+	// names, instead of the partitioner's choice: a changelog's entries go
+	// to the partition of the state they belong to (changelog.go).
+	pinned bool
 }
 
 // validate applies the declaration (registry.Check) and the rules tying
@@ -151,6 +156,9 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	default:
 		bal = kafka.Murmur2Balancer{}
 	}
+	if cfg.pinned {
+		bal = pinnedBalancer{}
+	}
 	s := &Sink{cfg: cfg, sec: sec, addr: kafka.TCP(cfg.Brokers...), transport: tr, codec: codec, bal: bal, acks: acks, topicExpr: prog}
 	s.prod = newProducer(s, tr, s.addr, acks, codec)
 	s.envs.New = func() any { return expr.NewEnv(prog) }
@@ -232,6 +240,9 @@ func (s *Sink) messages(records []flow.Record, fail func(int, error)) (map[strin
 	for i := range records {
 		r := &records[i]
 		m := kafka.Message{Key: r.Key, Value: r.Value, Time: r.Timestamp}
+		if s.cfg.pinned {
+			m.Partition = int(r.Origin.Partition)
+		}
 		topic := s.cfg.Topic
 		if env != nil {
 			env.Bind(r)

@@ -164,6 +164,8 @@ type Source struct {
 	known         topicCounts
 	missingWarned time.Time
 	checks        atomic.Int64 // completed topic checks, for tests
+	// changelogs handed out by Changelog, closed by Close.
+	changelogs []*changelog
 }
 
 // NewSource validates cfg, a complete config (see DefaultSourceConfig).
@@ -305,7 +307,10 @@ func (s *Source) firstLook(ctx context.Context) {
 // so that wait must not hold the shutdown past its deadline; if it would,
 // Close returns and the coordinator drops this member after
 // session_timeout.
-func (s *Source) Close(ctx context.Context) error {
+func (s *Source) Close(ctx context.Context) (err error) {
+	// Last: stages flushing their state at shutdown write to them until
+	// the drain ends.
+	defer func() { err = errors.Join(err, s.closeChangelogs(ctx)) }()
 	s.mu.Lock()
 	s.closed = true
 	group, g := s.group, s.current
@@ -340,7 +345,6 @@ func (s *Source) Close(ctx context.Context) error {
 		defer close(left)
 		_ = group.Close()
 	}()
-	var err error
 	if g != nil {
 		select {
 		case <-g.done:
@@ -434,8 +438,51 @@ func (g *generation) finish() {
 		g.src.log.Warn("kafka source: partitions revoked with batches still in flight after drain_timeout; they will be re-read by the next owner",
 			"in_flight", g.inFlight(), "drain_timeout", g.src.cfg.DrainTimeout)
 	}
+	g.release(ctx)
 	g.finalErr = g.commit()
 	g.src.log.Info("kafka source: generation ended", "group", g.src.cfg.Group, "generation", g.gen.ID)
+}
+
+// release Ends the lease of every partition of the generation and waits,
+// within ctx (what is left of drain_timeout), for the stages holding them
+// to let go: they flush the state they keep per partition then. kafka-go
+// rejoins the group only once the generation's functions returned, so the
+// next owner of a partition gets it after its holders released it (or
+// after drain_timeout, with a warning).
+func (g *generation) release(ctx context.Context) {
+	for _, p := range g.parts {
+		p.lease.End()
+	}
+	var held []string
+	for _, p := range g.parts {
+		if !waitLease(ctx, p.lease) {
+			held = append(held, fmt.Sprintf("%s/%d", p.topic, p.partition))
+		}
+	}
+	if len(held) > 0 && g.src.closeCtx.Err() == nil {
+		g.src.log.Warn("kafka source: partitions revoked while stages still hold their state after drain_timeout; the next owner may restore it without their last changes",
+			"partitions", strings.Join(held, ","), "drain_timeout", g.src.cfg.DrainTimeout)
+	}
+}
+
+// waitLease waits for l's holders within ctx and reports whether they all
+// released it. Lease.Wait picks either way when the lease is free and ctx
+// is done too (waitIdle may have used up the drain): a lease that ctx
+// reported held is asked again with an ended context, which only a free
+// lease can beat, until one answer says free or the odds of a free lease
+// losing every draw are negligible.
+func waitLease(ctx context.Context, l *flow.Lease) bool {
+	if l.Wait(ctx) == nil {
+		return true
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		if l.Wait(ended) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *generation) waitStopped() {

@@ -25,6 +25,8 @@ type nodeConfig struct {
 	MaxOpenWindows  int
 	MaxCollect      int
 	OnLimit         string
+	State           string
+	ChangelogPrefix string
 }
 
 func fields(c *nodeConfig) []registry.Field {
@@ -60,6 +62,12 @@ func fields(c *nodeConfig) []registry.Field {
 		registry.Bind(&c.OnLimit, "on_limit", "when max_open_windows or max_collect is reached. fail: the record that would pass it fails and goes to on_error (fail, skip or dead_letter), with a message naming the limit; no window changes. "+
 			"emit_early: the window ending first (or the one whose list is full) is emitted now with what it holds, its value marked \"early\": true, and a later record for it starts it again, so one window may come in several parts whose counts add up. Either way a warning is logged (at most every "+registry.FormatDuration(LimitLogEvery)+")",
 			registry.OneOf(string(FailOnLimit), string(EmitEarly)), registry.Default(string(FailOnLimit))),
+		registry.Bind(&c.State, "state", "memory: windows live in this process and hold their records' acknowledgements until they close (offsets are committed only past closed windows; a crash replays the open windows' input). "+
+			"changelog: windows belong to the Kafka partition their records came from and every change is written to a compacted changelog topic in the same cluster; records are acknowledged once their change is written, so offsets advance while windows stay open, and a partition's windows are restored from the changelog when it is assigned (after a restart or a rebalance). "+
+			"Needs a Kafka source, tumbling or sliding windows, on_limit: fail, and ordering: partition with parallelism. Open windows are not emitted at shutdown: they go on after the restart",
+			registry.OneOf("memory", "changelog"), registry.Default("memory")),
+		registry.Bind(&c.ChangelogPrefix, "changelog_prefix", "state: changelog: the changelog topic is <prefix>-<source topic>-changelog; default prefix <consumer group>-<stage id>. Change it (or the stage id) when the window's definition changes: state of another definition is refused",
+			registry.Example("orders-counts-v2")),
 	}
 }
 
@@ -87,6 +95,12 @@ func build(c *nodeConfig, n *registry.Conf) (any, error) {
 		MaxOpenWindows:  c.MaxOpenWindows,
 		MaxCollect:      c.MaxCollect,
 		OnLimit:         Policy(c.OnLimit),
+		Durable:         c.State == "changelog",
+		ChangelogPrefix: c.ChangelogPrefix,
+		ID:              n.ID,
+	}
+	if cfg.Durable && n.Int("parallelism") > 1 && n.Has("ordering") && n.String("ordering") != "partition" {
+		return nil, registry.FieldErr("ordering", fmt.Errorf("state: changelog needs ordering: partition (each partition's records on one worker, in order), not %s", n.String("ordering")))
 	}
 	var err error
 	compile := func(field, src string, opts ...expr.Option) *expr.Program {

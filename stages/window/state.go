@@ -22,6 +22,9 @@ type pane struct {
 	into       *pane       // a session merged into another
 	seen       uint64      // last input batch that fed it
 	early      bool        // closed before its end by a limit
+	// off is the newest source offset folded in (durable state): a
+	// record replayed after a crash at or below it is already counted.
+	off int64
 }
 
 // live follows session merges to the pane that holds p's content now.
@@ -57,6 +60,9 @@ type state struct {
 	hit []*pane // scratch: the sessions a record overlaps
 	// perRecord is the most windows one record opens.
 	perRecord int
+	// part is the source partition this state belongs to, with durable
+	// state (durable.go); nil when windows live in memory and hold acks.
+	part *part
 }
 
 func newState(s *Stage) *state {
@@ -92,6 +98,9 @@ func (st *state) add(ctx context.Context, out flow.Emitter, b *flow.Batch) error
 		b.Settle(err)
 		return err
 	}
+	if st.part != nil {
+		return nil // durable: b is settled once its changes are written
+	}
 	switch len(st.touched) {
 	case 0:
 		b.Settle(nil) // filtered (late) or failed: nothing to hold
@@ -107,6 +116,10 @@ func (st *state) add(ctx context.Context, out flow.Emitter, b *flow.Batch) error
 }
 
 func (st *state) addRecord(r *flow.Record, now int64) error {
+	if st.part != nil && r.Origin.Offset <= st.part.applied {
+		st.s.replayed.Add(1) // counted before a crash: in the restored state
+		return nil
+	}
 	st.env.Bind(r)
 	t := now
 	if st.cfg.EventTime {
@@ -151,13 +164,19 @@ func (st *state) addRecord(r *flow.Record, now int64) error {
 	}
 	added := false
 	st.assign(key, t, func(p *pane) {
+		added = true
+		if st.part != nil {
+			if r.Origin.Offset <= p.off {
+				return // written before a crash that lost the rest of its batch
+			}
+			p.off = r.Origin.Offset
+		}
 		p.agg.add(st.cfg.Op, num, item)
 		p.origin = r.Origin
 		if p.seen != st.batch {
 			p.seen = st.batch
 			st.touched = append(st.touched, p)
 		}
-		added = true
 	})
 	if !added {
 		st.s.late.Add(1)
@@ -282,7 +301,7 @@ func (st *state) open(key string, start, end int64) *pane {
 		}
 		st.out = append(st.out, p)
 	}
-	p := &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil)}
+	p := &pane{key: key, start: start, end: end, hold: flow.NewBatch(nil), off: -1}
 	heap.Push(&st.heap, p)
 	if st.cfg.Kind == Session {
 		st.sessions[key] = append(st.sessions[key], p)

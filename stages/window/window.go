@@ -125,6 +125,13 @@ type Config struct {
 	MaxOpenWindows int    // 0 is DefaultMaxOpenWindows
 	MaxCollect     int    // Collect only; 0 is DefaultMaxCollect
 	OnLimit        Policy // "" is FailOnLimit
+
+	// Durable keeps windows per source partition in a changelog topic
+	// (durable.go) instead of only in memory; the records must come from
+	// a source offering changelogs (the Kafka source).
+	Durable         bool
+	ChangelogPrefix string // "" is "<consumer group>-<ID>"
+	ID              string // the node id: names the changelog and the metrics
 }
 
 // Stage is the window stage (a flow.Stage).
@@ -135,7 +142,11 @@ type Stage struct {
 	late        atomic.Int64
 	early       atomic.Int64 // windows emitted early
 	limitFailed atomic.Int64 // records failed by a limit
+	replayed    atomic.Int64 // records skipped: already in restored state
 	warned      atomic.Int64 // unix nanoseconds of the last limit warning
+
+	dur   durable
+	descs *descs
 }
 
 // New validates cfg and returns the stage. log may be nil.
@@ -158,7 +169,8 @@ func New(cfg Config, log *slog.Logger) (*Stage, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Stage{cfg: cfg, log: log, now: time.Now}, nil
+	s := &Stage{cfg: cfg, log: log, now: time.Now, descs: newDescs(cfg.ID)}
+	return s, nil
 }
 
 // ConfigError names the field a validation problem is about.
@@ -230,7 +242,20 @@ func (c *Config) validate() error {
 	default:
 		return bad("aggregate.op", "unknown aggregate %q (want count, sum, min, max, avg or collect)", c.Op)
 	}
-	return c.validateLimits()
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if c.Durable {
+		switch {
+		case c.Kind == Session:
+			return bad("state", "changelog state supports tumbling and sliding windows; session windows merge and are kept in memory only")
+		case c.OnLimit == EmitEarly:
+			return bad("on_limit", "emit_early is refused with state: changelog: a window emitted in parts cannot be made exact again after a restore; use fail")
+		}
+	} else if c.ChangelogPrefix != "" {
+		return bad("changelog_prefix", "only used with state: changelog")
+	}
+	return nil
 }
 
 func (c *Config) validateLimits() error {
@@ -304,6 +329,9 @@ func (s *Stage) limitReached(limit string, max int) {
 
 // Run implements flow.Stage.
 func (s *Stage) Run(ctx context.Context, in <-chan *flow.Batch, out flow.Emitter) error {
+	if s.cfg.Durable {
+		return s.runDurable(ctx, in, out)
+	}
 	st := newState(s)
 	defer st.env.Bind(nil)
 	timer := time.NewTimer(time.Hour)
