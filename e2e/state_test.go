@@ -170,7 +170,10 @@ func TestDurableWindowRebalance(t *testing.T) {
 	// The parts end inside windows (at 5.55 and 10.65 of 15), so windows
 	// are open at each handover.
 	cut1, cut2 := int(0.37*float64(n)), int(0.71*float64(n))
-	j := newWindowJob(t, broker, in.topic, parts, "STATE=changelog", "SIZE="+size.String(),
+	// Paced so that each part takes seconds to count: the handovers come
+	// while batches are in flight.
+	rate := max(n/15, 1000)
+	j := newWindowJob(t, broker, in.topic, parts, "STATE=changelog", "SIZE="+size.String(), fmt.Sprintf("RATE=%d", rate),
 		"SRC_DRAIN="+srcDrain.String(), "SESSION_TIMEOUT=30s", "REBALANCE_TIMEOUT=40s", "DRAIN=60s")
 	cl := kafkaClient(t, broker)
 	tail := tailEmits(t, broker, j.out, parts, size)
@@ -249,8 +252,11 @@ func TestDurableWindowRebalance(t *testing.T) {
 	tail.readAll(t, broker, j.out)
 
 	noDrainWait("B", b)
-	t.Logf("generations ended: A %d, B %d", len(generationEndedRe.FindAllString(a.stderr.String(), -1)),
-		len(generationEndedRe.FindAllString(b.stderr.String(), -1)))
+	for name, p := range map[string]*proc{"A": a, "B": b} {
+		log := p.stderr.String()
+		t.Logf("member %s: %d generations ended, %d partition restores logged", name,
+			len(generationEndedRe.FindAllString(log, -1)), strings.Count(log, "restored partition state"))
+	}
 	rep := checkEmits(t, tail, in.expect, in.isMarker)
 	t.Logf("seed %d: B joined in %s, took over from A in %s (drain_timeout %s); %d windows, %d emits: %d repeated (a window emitted up to %d times), %d of the markers' windows",
 		seed, join.Round(10*time.Millisecond), handover.Round(10*time.Millisecond), srcDrain, rep.windows, rep.emits, rep.repeats, rep.maxTimes, rep.markers)
@@ -368,7 +374,7 @@ func commitsWhileOpen(t *testing.T, broker, state string) {
 				rising++
 			}
 		}
-		t.Logf("committed total while producing moved %d times: %v", rising, samples)
+		t.Logf("committed total while producing moved forward %d times, to %d of %d", rising, samples[len(samples)-1], total)
 		if rising < 3 {
 			t.Errorf("the committed offsets moved forward %d times in %ds of input (totals seen: %v); want them to advance while the window is open", rising, seconds, samples)
 		}
