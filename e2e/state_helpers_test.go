@@ -88,7 +88,12 @@ func newWindowInput(t *testing.T, broker string, rng *rand.Rand, parts, n, keys 
 		}
 	}
 	createTopic(t, broker, in.topic, parts)
+	// A transport of its own: kafka-go's default one shares metadata
+	// across the tests, cached for seconds, which does not know a topic
+	// this new yet ("Unknown Topic Or Partition").
+	tr := &kafka.Transport{MetadataTTL: time.Second}
 	in.w = &kafka.Writer{
+		Transport:    tr,
 		Addr:         kafka.TCP(broker),
 		Topic:        in.topic,
 		Balancer:     kafka.Murmur2Balancer{},
@@ -98,7 +103,10 @@ func newWindowInput(t *testing.T, broker string, rng *rand.Rand, parts, n, keys 
 		RequiredAcks: kafka.RequireAll,
 		MaxAttempts:  10,
 	}
-	t.Cleanup(func() { in.w.Close() })
+	t.Cleanup(func() {
+		in.w.Close()
+		tr.CloseIdleConnections()
+	})
 	return in
 }
 

@@ -93,9 +93,11 @@ func TestDurableWindowSurvivesKills(t *testing.T) {
 	progress := func() int64 { return committedTotal(cl, j.group, w) }
 
 	began = time.Now()
+	var runs []*proc
 	for i, k := range plan {
 		base := progress()
 		p := j.start(t)
+		runs = append(runs, p)
 		if k.early {
 			waitRunning(t, 2*time.Minute, fmt.Sprintf("run %d to join the group", i+1), func() bool { return assigned(p) != "" }, p)
 			time.Sleep(k.delay) // part of the schedule: the kill's moment
@@ -122,6 +124,7 @@ func TestDurableWindowSurvivesKills(t *testing.T) {
 		}
 	}
 	last := j.start(t)
+	runs = append(runs, last)
 	waitRunning(t, 4*time.Minute, fmt.Sprintf("an emit of each of the %d windows (seed %d)", len(in.expect), seed), func() bool {
 		return tail.missing(in.expect) == 0
 	}, last)
@@ -130,9 +133,13 @@ func TestDurableWindowSurvivesKills(t *testing.T) {
 	last.stop(60 * time.Second)
 	tail.readAll(t, broker, j.out)
 
+	restores := 0
+	for _, p := range runs {
+		restores += strings.Count(p.stderr.String(), "restored partition state")
+	}
 	rep := checkEmits(t, tail, in.expect, in.isMarker)
-	t.Logf("seed %d: %d kills; all %d windows emitted %s after sluice first started; %d emits: %d repeated (a window emitted up to %d times), %d of the markers' windows",
-		seed, kills, rep.windows, took.Round(100*time.Millisecond), rep.emits, rep.repeats, rep.maxTimes, rep.markers)
+	t.Logf("seed %d: %d kills, %d partition restores logged; all %d windows emitted %s after sluice first started; %d emits: %d repeated (a window emitted up to %d times), %d of the markers' windows",
+		seed, kills, restores, rep.windows, took.Round(100*time.Millisecond), rep.emits, rep.repeats, rep.maxTimes, rep.markers)
 }
 
 // inFlightWarning is the Kafka source's warning when a revoked partition
