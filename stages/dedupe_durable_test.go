@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicedev/sluice/expr"
 	"github.com/sluicedev/sluice/flow"
 	"github.com/sluicedev/sluice/internal/stagetest"
+	"github.com/sluicedev/sluice/stages/window"
 )
 
 // TestDurableDedupeCrashReplay crashes a durable dedupe stage again and
@@ -151,4 +154,55 @@ func dedupeCrashRounds(t *testing.T, durable bool) (leaked, lost int) {
 	}
 	t.Logf("%d keys; %d repeats passed, %d first sightings lost", len(first), leaked, lost)
 	return leaked, lost
+}
+
+// A durable dedupe and a durable window in one pipeline export their
+// state metrics side by side (the same names, told apart by node), and
+// the dedupe's say how many keys it holds per partition.
+func TestDurableStateMetricsCoexist(t *testing.T) {
+	logs := &stagetest.Changelogs{}
+	d := NewDedupe(expr.MustCompile(`value.id`), time.Hour, 100, DedupeForget, quiet)
+	d.Durable("dd", "")
+	defer d.Close(context.Background())
+	w, err := window.New(window.Config{Kind: window.Tumbling, Size: time.Second, Durable: true, ID: "win"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(w); err != nil {
+		t.Fatalf("window metrics clash with dedupe's: %v", err)
+	}
+	var em stagetest.Emitter
+	in, wait := stagetest.Start(context.Background(), d, &em)
+	lease := flow.NewLease(logs)
+	recs := idRecords(`"a"`, `"b"`, `"a"`)
+	for i := range recs {
+		recs[i].Origin.Topic, recs[i].Origin.Partition, recs[i].Origin.Lease = "t", 2, lease
+	}
+	in <- flow.NewBatch(recs, flow.NewAck(nil))
+	stagetest.Eventually(t, "two first sightings passed", func() bool { return len(em.Records()) == 2 })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_state_dedupe_keys" {
+			found = true
+			if m := mf.GetMetric(); len(m) != 1 || m[0].GetGauge().GetValue() != 2 {
+				t.Fatalf("sluice_state_dedupe_keys %v, want one series of 2", m)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("sluice_state_dedupe_keys not exported")
+	}
+	em.Settle()
+	close(in)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,15 @@ func (p *partitionReader) run(ctx context.Context, out flow.Emitter) {
 					p.track.skip(at)
 				}
 				offset = at
+			case failures == 0 && readGlitch(err):
+				// kafka-go's batch reader now and then ends a healthy fetch
+				// with one of these (segmentio/kafka-go#932). The
+				// connection's read state is lost, so reconnect, but at
+				// once: a backoff here stalled the partition for 250 ms,
+				// which was the tail of the source's latency.
+				drop()
+				failures++
+				log.Debug("kafka source: fetch read ended early; reconnecting", "err", err)
 			default:
 				if !retry("fetch failed", err) {
 					return
@@ -286,4 +296,10 @@ func (p *partitionReader) settle(seq uint64, first int64, err error) {
 				"topic", p.topic, "partition", p.partition, "offset", first, "err", err)
 		})
 	}
+}
+
+// readGlitch reports the errors kafka-go's batch reader returns for a
+// fetch cut short on a healthy connection (it is re-sent at once).
+func readGlitch(err error) bool {
+	return errors.Is(err, io.ErrNoProgress) || errors.Is(err, io.ErrUnexpectedEOF)
 }
