@@ -90,6 +90,8 @@ func TestImportsGoOneWay(t *testing.T) {
 				t.Errorf("%s imports %s: registry, config, ops and pipelinetest do not know any component", path, imp)
 			case under(path, "registry") && under(local, "config", "ops", "pipelinetest"):
 				t.Errorf("%s imports %s: the registry sits below config and ops", path, imp)
+			case under(path, "state") && !under(local, "flow"):
+				t.Errorf("%s imports %s: state is the contract between stateful stages and sources, on the engine alone", path, imp)
 			}
 		}
 	}
