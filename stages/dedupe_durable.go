@@ -250,6 +250,7 @@ func cmpInt64(a, b int64) int {
 }
 
 type dedupePartKey struct {
+	owner any // the source: two may read equally named topics
 	topic string
 	part  int32
 }
@@ -298,7 +299,7 @@ func (d *Dedupe) runDurable(ctx context.Context, in <-chan *flow.Batch, out flow
 					pb.Settle(err)
 					return err
 				}
-				k := dedupePartKey{o.Topic, o.Partition}
+				k := dedupePartKey{o.Lease.Owner, o.Topic, o.Partition}
 				if p := parts[k]; p != nil && p.sp.Lease != o.Lease {
 					drop(k) // assigned again: what others wrote since is in the changelog
 				}

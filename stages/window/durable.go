@@ -61,7 +61,10 @@ const (
 	entryV1     = 1   // first byte of every value
 )
 
+// partKey names a source partition; owner (the source) tells apart
+// partitions of equally named topics read by two sources.
 type partKey struct {
+	owner     any
 	topic     string
 	partition int32
 }

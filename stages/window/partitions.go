@@ -183,7 +183,7 @@ func (s *Stage) addDurable(ctx context.Context, out flow.Emitter, f *statelog.Wr
 		b.Settle(err)
 		return err
 	}
-	key := partKey{o.Topic, o.Partition}
+	key := partKey{o.Lease.Owner, o.Topic, o.Partition}
 	p := parts[key]
 	if p != nil && p.sp.Lease != o.Lease {
 		// Assigned again after a rebalance: what another member wrote
